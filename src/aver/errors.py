@@ -1,0 +1,29 @@
+"""User-facing errors: each names the file involved and what to do about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AverError(Exception):
+    """An error a user can act on; printed without a traceback by the stage runner."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None):
+        self.path = None if path is None else str(path)
+        self.fix = fix
+        parts = [f"{self.path}: {message}" if self.path else message]
+        if fix:
+            parts.append(f"Fix: {fix}")
+        super().__init__("\n".join(parts))
+
+
+class ConfigError(AverError):
+    """params.yaml is invalid."""
+
+
+class DataError(AverError):
+    """Input data (media, tables, caches) is missing or unusable."""
+
+
+class DownloadError(AverError):
+    """A download failed or did not verify."""

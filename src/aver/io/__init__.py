@@ -1,0 +1,1 @@
+"""I/O at the edges: atomic writes, downloads, archives, shard stores."""

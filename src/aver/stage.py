@@ -1,0 +1,27 @@
+"""Runs one pipeline stage: load validated params, call the stage, print user errors cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from aver.config import Params, load_params
+from aver.errors import AverError
+
+
+def main(name: str, fn: Callable[[Params], object], argv: list[str] | None = None) -> None:
+    """Entry point used by stages/<name>.py and `aver <name>`."""
+    parser = argparse.ArgumentParser(prog=f"aver {name}", description=fn.__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (params.yaml)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
+    try:
+        fn(load_params(args.params))
+    except AverError as err:
+        print(f"aver {name}: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"aver {name}: interrupted; rerun to resume", file=sys.stderr)
+        sys.exit(130)
