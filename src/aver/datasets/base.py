@@ -40,6 +40,10 @@ class DatasetSpec(ABC):
     classes: ClassVar[tuple[str, ...]]
     n_folds: ClassVar[int] = 5
 
+    def class_names(self, params: Params) -> tuple[str, ...]:
+        """The class list (label index order); datasets whose classes come from data override."""
+        return self.classes
+
     def sources(self, params: Params) -> list[Source]:
         """Remote files to download (may fetch small metadata, e.g. a Zenodo record)."""
         return []

@@ -59,3 +59,25 @@ def write_csv(target: str | Path, frame: Any) -> None:
     """Write a pandas DataFrame as CSV atomically (no index column)."""
     with atomic_open(target, "w", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, index=False)
+
+
+def partial_dir(out: str | Path) -> Path:
+    """Work directory for a resumable stage: `<out>.partial` beside `out` (git-ignored).
+
+    DVC deletes a stage's outputs before rerunning it, so finished items are kept here, skipped
+    on rerun, and the whole directory is renamed onto `out` by `promote_dir` at the end.
+    """
+    out = Path(out)
+    work = out.with_name(out.name + ".partial")
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def promote_dir(work: str | Path, out: str | Path) -> None:
+    """Replace `out` with the finished work directory (one rename; the old `out` is removed)."""
+    import shutil
+
+    work, out = Path(work), Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(work, out)

@@ -1,0 +1,57 @@
+"""Failures tables: a clip that cannot be used is recorded with its reason and skipped."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from aver.errors import DataError
+from aver.io.atomic import write_csv
+
+COLUMNS = ["clip_id", "path", "stage", "reason"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    clip_id: str
+    path: str
+    stage: str
+    reason: str
+
+
+def write_failures(path: str | Path, failures: list[Failure]) -> None:
+    """Write the failures table (header only when there are none), sorted by clip_id."""
+    rows = sorted((asdict(f) for f in failures), key=lambda r: r["clip_id"])
+    write_csv(path, pd.DataFrame(rows, columns=COLUMNS))
+
+
+def read_failures(path: str | Path) -> list[Failure]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    frame = pd.read_csv(path, dtype=str).fillna("")
+    return [Failure(**row) for row in frame[COLUMNS].to_dict("records")]
+
+
+def check_failure_fraction(
+    failures: list[Failure], total: int, max_fraction: float, stage: str, table: str | Path
+) -> None:
+    """Raise DataError when more than `max_fraction` of `total` clips failed, naming some."""
+    if total == 0:
+        raise DataError(
+            f"{stage}: no input clips",
+            path=table,
+            fix="check the previous stage's outputs (dvc repro)",
+        )
+    fraction = len(failures) / total
+    if fraction > max_fraction:
+        worst = "; ".join(f"{f.path}: {f.reason}" for f in failures[:5])
+        raise DataError(
+            f"{stage}: {len(failures)}/{total} clips failed ({fraction:.0%} > "
+            f"{max_fraction:.0%} allowed). First failures: {worst}",
+            path=table,
+            fix=f"inspect {table}, fix or remove the bad files, or raise "
+            f"{stage}.max_failure_fraction in params.yaml",
+        )
