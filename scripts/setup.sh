@@ -15,9 +15,14 @@ if [ ! -f "$venv/.complete" ]; then
   echo "setup: building virtualenv $venv (first run on this machine; a few minutes)"
   rm -rf "$venv"
   mkdir -p "$cache"
-  "$PY" -m venv "$venv"
+  # Debian's python3 may lack ensurepip (python3-venv); fall back to virtualenv from PyPI.
+  "$PY" -m venv "$venv" 2>/dev/null || {
+    rm -rf "$venv"
+    "$PY" -m pip install -q --user virtualenv && "$PY" -m virtualenv -q "$venv"
+  }
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r requirements.txt
+  # pip's notices about local index mirrors are noise; real errors still fail the script.
+  "$venv/bin/python" -m pip install -q -r requirements.txt 2> >(grep -v "^WARNING: Location" >&2)
   "$venv/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
   touch "$venv/.complete"
 fi

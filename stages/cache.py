@@ -1,0 +1,10 @@
+"""DVC stage `cache`: log-mel/MFCC and face clips into a memory-mappable feature cache.
+
+Thin entry point; the logic lives in aver.features.pipeline.
+"""
+
+from aver.stage import main
+from aver.features.pipeline import run
+
+if __name__ == "__main__":
+    main("cache", run)

@@ -1,0 +1,10 @@
+"""DVC stage `download`: fetch or generate the dataset's media and write data/raw/index.csv.
+
+Thin entry point; the logic lives in aver.datasets.download.
+"""
+
+from aver.stage import main
+from aver.datasets.download import run
+
+if __name__ == "__main__":
+    main("download", run)

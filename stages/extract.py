@@ -1,0 +1,10 @@
+"""DVC stage `extract`: audio to 16 kHz WAV and video to constant-fps MP4 with ffmpeg.
+
+Thin entry point; the logic lives in aver.media.pipeline.
+"""
+
+from aver.stage import main
+from aver.media.pipeline import run
+
+if __name__ == "__main__":
+    main("extract", run)

@@ -1,0 +1,91 @@
+"""Fixtures for whole-pipeline runs: a throw-away git repo copy of this checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A small demo configuration: the same code paths as the default, sized for tests.
+TINY = {
+    "data": {"demo": {"speakers": 3, "clips_per_class": 1, "duration_s": 1.0}},
+}
+
+
+def _tracked_files(repo: Path) -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [line for line in out.splitlines() if line and (repo / line).is_file()]
+
+
+def deep_update(base: dict, overrides: dict) -> dict:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def make_pipeline_repo(dest: Path, overrides: dict | None = None) -> Path:
+    """Copy this checkout's files into `dest`, apply params overrides, git init + commit."""
+    for rel in _tracked_files(REPO):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target)
+    params_path = dest / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params_path.write_text(yaml.safe_dump(deep_update(params, overrides or {}), sort_keys=False))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
+
+
+@pytest.fixture
+def pipeline_env(venv_env, tmp_path) -> dict[str, str]:
+    """Env for stage commands in the copy: its own src on PYTHONPATH, the venv on PATH."""
+    env = dict(venv_env)
+    env["PYTHONPATH"] = str(tmp_path / "repo" / "src")
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'repo' / 'mlruns.db'}"
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture
+def tiny_repo(tmp_path) -> Path:
+    return make_pipeline_repo(tmp_path / "repo", TINY)
+
+
+def dvc(repo: Path, env: dict[str, str], *args: str, timeout: float = 900) -> str:
+    """Run a dvc command in `repo`; fail the test with its output when it fails."""
+    proc = subprocess.run(
+        ["dvc", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc.stdout + proc.stderr
+
+
+__all__ = ["TINY", "deep_update", "dvc", "make_pipeline_repo", "os"]
