@@ -3,8 +3,9 @@
 Thin entry point; the logic lives in aver.features.pipeline.
 """
 
-from aver.stage import main
 from aver.features.pipeline import run
+
+from aver.stage import main
 
 if __name__ == "__main__":
     main("cache", run)

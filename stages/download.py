@@ -3,8 +3,9 @@
 Thin entry point; the logic lives in aver.datasets.download.
 """
 
-from aver.stage import main
 from aver.datasets.download import run
+
+from aver.stage import main
 
 if __name__ == "__main__":
     main("download", run)

@@ -3,8 +3,9 @@
 Thin entry point; the logic lives in aver.evaluation.pipeline.
 """
 
-from aver.stage import main
 from aver.evaluation.pipeline import run
+
+from aver.stage import main
 
 if __name__ == "__main__":
     main("evaluate", run)

@@ -3,8 +3,9 @@
 Thin entry point; the logic lives in aver.media.pipeline.
 """
 
-from aver.stage import main
 from aver.media.pipeline import run
+
+from aver.stage import main
 
 if __name__ == "__main__":
     main("extract", run)

@@ -3,8 +3,9 @@
 Thin entry point; the logic lives in aver.training.pipeline.
 """
 
-from aver.stage import main
 from aver.training.pipeline import run
+
+from aver.stage import main
 
 if __name__ == "__main__":
     main("train", run)
