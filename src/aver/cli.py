@@ -1,0 +1,60 @@
+"""The `aver` console script: run pipeline stages and predict emotions on a new video."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module with run(params), one-line help)
+STAGES = {
+    "download": ("aver.datasets.download", "fetch or generate the dataset (data/raw)"),
+    "extract": ("aver.media.pipeline", "audio to 16 kHz WAV, video to constant-fps MP4"),
+    "align": ("aver.faces.pipeline", "detect, track and align faces into shards"),
+    "cache": ("aver.features.pipeline", "features into a memory-mappable cache"),
+    "tune": ("aver.tuning.pipeline", "Ray Tune hyperparameter search"),
+    "train": ("aver.training.pipeline", "train on the protocol's folds (MLflow-tracked)"),
+    "evaluate": ("aver.evaluation.pipeline", "test metrics, confusion matrix, plots"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aver",
+        description="Audio-visual emotion recognition pipeline. Stages normally run through "
+        "`dvc repro`; each can also be run alone here.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in STAGES.items():
+        p = sub.add_parser(name, help=f"stage: {help_text}")
+        p.add_argument("--params", default="params.yaml")
+    p = sub.add_parser("predict", help="emotion probabilities for one new video")
+    p.add_argument("video", help="path to a video file (mp4, flv, avi, mkv, ...)")
+    p.add_argument("--model", default=None,
+                   help="models/model.pt (default), a file path, or an MLflow URI "
+                   "such as models:/aver-demo@champion")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--timeline", default=None, help="write a per-second emotion plot (PNG)")
+    p.add_argument("--params", default="params.yaml")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        sys.exit(0)
+    if args.command in STAGES:
+        from aver.stage import main as stage_main
+
+        module = importlib.import_module(STAGES[args.command][0])
+        stage_main(args.command, module.run, ["--params", args.params])
+        return
+    from aver.predict import main as predict_main
+
+    predict_main(args)
+
+
+if __name__ == "__main__":
+    main()
