@@ -51,3 +51,16 @@ def test_flatten_uses_dotted_keys():
     assert flat["train.lr"] == 0.5
     assert flat["train.model.name"] == "msan"
     assert flat["data.dataset"] == "demo"
+
+
+def test_with_overrides_applies_dotted_keys_and_validates():
+    from aver.config import with_overrides
+
+    base = parse_params({})
+    new = with_overrides(base, {"train.lr": 0.01, "train.model.d_model": 32})
+    assert new.train.lr == 0.01 and new.train.model.d_model == 32
+    assert base.train.lr != 0.01  # the original is untouched
+    with pytest.raises(ConfigError, match="train.lrr"):
+        with_overrides(base, {"train.lrr": 1.0})
+    with pytest.raises(ConfigError, match="train.model.position"):
+        with_overrides(base, {"train.model.position": "bogus"})

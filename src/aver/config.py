@@ -104,6 +104,8 @@ class AlignConfig(Section):
     sample_fps: float = Field(25.0, gt=0, description="frames per second to align")
     detect_every: int = Field(5, ge=1)
     batch_size: int = Field(32, ge=1)
+    detect_side: int = Field(256, ge=32, description="longer side of frames fed to the detector")
+    min_face: int = Field(20, ge=8, description="smallest face side in detection pixels (mtcnn)")
     size: int = Field(112, ge=32)
     smoothing: float = Field(0.5, ge=0, lt=1, description="EMA weight of the previous box")
     min_detection_rate: float = Field(0.5, ge=0, le=1)
@@ -130,6 +132,7 @@ class CacheConfig(Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
     shard_clips: int = Field(1024, ge=1)
+    max_failure_fraction: float = Field(0.25, ge=0, le=1)
 
 
 class ModelConfig(Section):
@@ -200,8 +203,11 @@ class TuneConfig(Section):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(1.0, ge=0, description="used only when the cluster has GPUs")
     max_failures: int = Field(2, ge=0)
-    storage_path: str = "data/tune"
+    storage_path: str = Field("data/tune", description="local dir or shared storage (Ray)")
     fold: int = Field(0, ge=0)
+    cache_access: Literal["shared", "dvc_pull"] = "shared"
+    cache_path: str | None = Field(None, description="cache path every node sees (default: ours)")
+    ray_num_cpus: int | None = Field(None, ge=1, description="local Ray only; default all")
     space: dict[str, SearchParam] = Field(default_factory=dict)
 
 
@@ -286,3 +292,21 @@ def _flatten_into(out: dict[str, Any], key: str, value: Any) -> None:
             _flatten_into(out, f"{key}.{k}", v)
     else:
         out[key] = value
+
+
+def with_overrides(params: Params, overrides: dict[str, Any], source: str = "overrides") -> Params:
+    """Return params with dotted-key overrides applied (e.g. {"train.lr": 3e-4}), re-validated."""
+    raw = params.model_dump()
+    for dotted, value in overrides.items():
+        node = raw
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{source}: {dotted}: {part!r} is not a params section",
+                                  fix=f"use a key that exists in params.yaml ({source})")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(f"{source}: {dotted}: unknown key",
+                              fix=f"use a key that exists in params.yaml ({source})")
+        node[parts[-1]] = value
+    return parse_params(raw, source)

@@ -1,0 +1,1 @@
+"""Ray Tune hyperparameter search that reuses the training loop (no second loop)."""
