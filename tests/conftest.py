@@ -30,3 +30,12 @@ def venv_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+@pytest.fixture
+def http_server():
+    """A loopback HTTP server with fault injection (tests/support/http_server.py)."""
+    from tests.support.http_server import FileServer
+
+    with FileServer() as server:
+        yield server

@@ -60,7 +60,7 @@ def test_with_overrides_applies_dotted_keys_and_validates():
     new = with_overrides(base, {"train.lr": 0.01, "train.model.d_model": 32})
     assert new.train.lr == 0.01 and new.train.model.d_model == 32
     assert base.train.lr != 0.01  # the original is untouched
-    with pytest.raises(ConfigError, match="train.lrr"):
+    with pytest.raises(ConfigError, match=r"train\.lrr"):
         with_overrides(base, {"train.lrr": 1.0})
-    with pytest.raises(ConfigError, match="train.model.position"):
+    with pytest.raises(ConfigError, match=r"train\.model\.position"):
         with_overrides(base, {"train.model.position": "bogus"})

@@ -44,6 +44,10 @@ class DatasetSpec(ABC):
         """The class list (label index order); datasets whose classes come from data override."""
         return self.classes
 
+    def folds(self, samples: list[Sample]) -> int:
+        """Number of speaker-independent folds for these samples (the dataset's default)."""
+        return self.n_folds
+
     def sources(self, params: Params) -> list[Source]:
         """Remote files to download (may fetch small metadata, e.g. a Zenodo record)."""
         return []

@@ -17,7 +17,7 @@ def nearest_frames(
     """Index of the source frame nearest each target time, and whether it is close enough.
 
     A target is valid when its output period overlaps the nearest source frame's period
-    (|dt| <= half an output period + half the median source period).
+    (|dt| < half an output period + half the median source period).
     """
     src = np.asarray(src_times, dtype=np.float64)
     tgt = np.asarray(targets, dtype=np.float64)
@@ -31,8 +31,8 @@ def nearest_frames(
     take_right = np.abs(src_sorted[right] - tgt) < np.abs(src_sorted[left] - tgt)
     nearest = np.where(take_right, right, left)
     src_period = float(np.median(np.diff(src_sorted))) if len(src_sorted) > 1 else 1.0 / fps
-    tol = 0.5 / fps + 0.5 * src_period + 1e-6
-    valid = np.abs(src_sorted[nearest] - tgt) <= tol
+    tol = 0.5 / fps + 0.5 * src_period - 1e-6  # periods that only touch do not overlap
+    valid = np.abs(src_sorted[nearest] - tgt) < tol
     return order[nearest], valid
 
 

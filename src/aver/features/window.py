@@ -64,7 +64,7 @@ class WindowSpec:
 def window_start(duration_s: float, window_s: float, crop: str, sample_rate: int) -> int:
     """First sample of the window: centred on the clip or at its start (0 when shorter)."""
     if crop == "center" and duration_s > window_s:
-        return int(round((duration_s - window_s) / 2 * sample_rate))
+        return round((duration_s - window_s) / 2 * sample_rate)
     return 0
 
 

@@ -1,0 +1,205 @@
+"""Batches for the models: cached (or freshly computed) clip arrays -> normalised tensors.
+
+One path for training, evaluation and prediction: `prepare_sample` (augment when given a
+generator, normalise with a fold's stats, zero the padding) then `collate` (pad to the longest
+clip, stack, masks). `make_loader` reads from a FeatureCache; `batch_from_arrays` builds one batch
+from arrays made by `aver.features.window.clip_features` (predict).
+
+Augmentation randomness comes from a per-sample seed drawn by the sampler from (seed, epoch), so
+a run is reproducible for any num_workers and successive epochs differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from aver.errors import DataError
+from aver.features.augment import AugmentConfig, augment_video, spec_augment
+from aver.features.cache import FeatureCache
+from aver.features.stats import FoldStats, normalise_audio, normalise_video
+
+NO_AUGMENT = -1
+
+
+def prepare_sample(
+    arrays: Mapping[str, np.ndarray],
+    stats: FoldStats,
+    rng: np.random.Generator | None = None,
+    augment: AugmentConfig | None = None,
+) -> dict[str, np.ndarray]:
+    """One clip's cached arrays -> normalised float arrays (video (Tv, 3, H, W)).
+
+    Augments when `rng` is given (video before normalisation, SpecAugment after); padding
+    positions are zero.
+    """
+    a_mask = np.asarray(arrays["audio_mask"], dtype=bool)
+    v_mask = np.asarray(arrays["video_mask"], dtype=bool)
+    video = np.asarray(arrays["video"])
+    if rng is not None:
+        video = augment_video(video, rng, augment or AugmentConfig())
+    v = normalise_video(video, stats)
+    v[~v_mask] = 0.0
+    a = normalise_audio(np.asarray(arrays["audio"]), stats)
+    a[~a_mask] = 0.0
+    if rng is not None:
+        a = spec_augment(a, a_mask, rng, augment or AugmentConfig())
+    return {
+        "audio": a,
+        "audio_mask": a_mask,
+        "audio_times": np.asarray(arrays["audio_times"], dtype=np.float32),
+        "video": v,
+        "video_mask": v_mask,
+        "video_times": np.asarray(arrays["video_times"], dtype=np.float32),
+    }
+
+
+def _pad(arrays: list[np.ndarray], length: int) -> np.ndarray:
+    out = np.zeros((len(arrays), length, *arrays[0].shape[1:]), dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return out
+
+
+def _pad_times(times: list[np.ndarray], length: int) -> np.ndarray:
+    """Pad timestamps by continuing each clip's last step (keeps them increasing)."""
+    out = np.zeros((len(times), length), np.float32)
+    for i, t in enumerate(times):
+        out[i, : len(t)] = t
+        if len(t) < length:
+            step = float(t[-1] - t[-2]) if len(t) > 1 else 0.0
+            last = float(t[-1]) if len(t) else 0.0
+            out[i, len(t) :] = last + step * np.arange(1, length - len(t) + 1)
+    return out
+
+
+def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Stack prepared samples into the model batch (padding variable lengths, masks False)."""
+    ta = max(len(s["audio"]) for s in samples)
+    tv = max(len(s["video"]) for s in samples)
+    batch = {
+        "audio": torch.from_numpy(_pad([s["audio"] for s in samples], ta)),
+        "audio_mask": torch.from_numpy(_pad([s["audio_mask"] for s in samples], ta)),
+        "audio_times": torch.from_numpy(_pad_times([s["audio_times"] for s in samples], ta)),
+        "video": torch.from_numpy(_pad([s["video"] for s in samples], tv)),
+        "video_mask": torch.from_numpy(_pad([s["video_mask"] for s in samples], tv)),
+        "video_times": torch.from_numpy(_pad_times([s["video_times"] for s in samples], tv)),
+        "label": torch.tensor([int(s.get("label", -1)) for s in samples], dtype=torch.long),
+        "clip_id": [str(s.get("clip_id", "")) for s in samples],
+    }
+    return batch
+
+
+def batch_from_arrays(
+    clips: Sequence[Mapping[str, np.ndarray]],
+    stats: FoldStats,
+    *,
+    labels: Sequence[int] | None = None,
+    clip_ids: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """One evaluation batch (no augmentation) from per-clip arrays, e.g. for `aver predict`."""
+    samples = []
+    for i, arrays in enumerate(clips):
+        s: dict[str, Any] = dict(prepare_sample(arrays, stats))
+        s["label"] = -1 if labels is None else labels[i]
+        s["clip_id"] = "" if clip_ids is None else clip_ids[i]
+        samples.append(s)
+    return collate(samples)
+
+
+class ClipDataset(Dataset):
+    """Clips of one split read from the cache; items are keyed by (position, augment seed)."""
+
+    def __init__(
+        self,
+        cache: FeatureCache,
+        clip_ids: Sequence[str],
+        stats: FoldStats,
+        augment: AugmentConfig | None = None,
+    ):
+        self.cache = cache
+        self.clip_ids = list(clip_ids)
+        self.stats = stats
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        i, seed = key if isinstance(key, tuple) else (key, NO_AUGMENT)
+        clip_id = self.clip_ids[i]
+        use_aug = self.augment is not None and seed != NO_AUGMENT
+        rng = np.random.default_rng(seed) if use_aug else None
+        arrays = self.cache.read(clip_id)
+        s: dict[str, Any] = dict(prepare_sample(arrays, self.stats, rng, self.augment))
+        s["label"] = self.cache.label_idx(clip_id)
+        s["clip_id"] = clip_id
+        return s
+
+
+class EpochSampler(Sampler):
+    """Yields (position, augment seed); order and seeds derive from (seed, epoch)."""
+
+    def __init__(self, n: int, *, shuffle: bool, augment: bool, seed: int = 0):
+        self.n, self.shuffle, self.augment, self.seed = n, shuffle, augment, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch `epoch` (exact resume); passes otherwise count up."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        seeds = rng.integers(0, 2**62, size=self.n) if self.augment else None
+        for j, i in enumerate(order):
+            yield int(i), int(seeds[j]) if seeds is not None else NO_AUGMENT
+
+
+def make_loader(
+    cache: FeatureCache,
+    fold: int,
+    split: str,
+    batch_size: int,
+    *,
+    train: bool,
+    seed: int = 0,
+    num_workers: int = 0,
+    augment: bool | None = None,
+    augment_config: AugmentConfig | None = None,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """DataLoader over a split of one fold, normalised with that fold's training stats.
+
+    train=True shuffles, augments (unless augment=False) and drops a last batch of one clip
+    (BatchNorm); train=False keeps cache order, no augmentation, every clip once.
+    """
+    ids = cache.split_ids(fold, split)
+    if not ids:
+        raise DataError(
+            f"fold {fold} has no {split} clips",
+            path=cache.path / "index.csv",
+            fix="check cache.n_folds / cache.val_fraction against the number of speakers",
+        )
+    use_aug = train if augment is None else augment
+    aug_cfg = (augment_config or AugmentConfig()) if use_aug else None
+    dataset = ClipDataset(cache, ids, cache.fold_stats(fold), aug_cfg)
+    sampler = EpochSampler(len(ids), shuffle=train, augment=use_aug, seed=seed)
+    drop_last = train and len(ids) % batch_size == 1 and len(ids) > 1
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+    )

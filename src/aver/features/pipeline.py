@@ -1,0 +1,268 @@
+"""The `cache` stage: raw index + extracted audio + aligned faces -> data/features/.
+
+Clips are taken in clip_id order and written shard by shard (`cache.shard_clips` per shard) into
+`<out>.partial/`; a finished shard (its `done.json` matching the plan and the feature settings)
+is skipped on a rerun. Then per-fold statistics are computed from training clips only, and the
+directory is promoted onto `cache.out`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from aver.config import CacheConfig, Params
+from aver.errors import DataError
+from aver.failures import Failure, check_failure_fraction, write_failures
+from aver.features.cache import ShardBuffer, shard_moments, shard_name
+from aver.features.splits import make_splits, split_column, split_counts
+from aver.features.stats import ClipMoments, pooled_stats
+from aver.features.window import WindowSpec, clip_features
+from aver.io.atomic import partial_dir, promote_dir, write_csv, write_json
+
+log = logging.getLogger(__name__)
+BASE_COLUMNS = ["clip_id", "label", "label_idx", "speaker", "fold", "shard", "row"]
+FEATURE_KEYS = (
+    "audio_feature", "n_mels", "n_mfcc", "win_ms", "hop_ms", "video_fps", "face_size",
+    "window_s", "crop",
+)  # fmt: skip
+
+
+def _read_csv(path: Path, fix: str) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError("input table missing", path=path, fix=fix)
+    try:
+        return pd.read_csv(path, dtype={"clip_id": str, "speaker": str, "label": str})
+    except (ValueError, OSError) as err:
+        raise DataError(f"unreadable table ({err})", path=path, fix=fix) from None
+
+
+def _require(frame: pd.DataFrame, cols: list[str], path: Path) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"missing columns {missing}", path=path, fix="rerun the stage writing it")
+
+
+def face_loader(faces_dir: Path) -> Callable[[str], Mapping[str, np.ndarray]]:
+    """clip_id -> face arrays, through aver.faces.store.FaceStore (or the raw shard reader)."""
+    try:
+        from aver.faces.store import FaceStore
+    except ImportError:
+        from aver.io.shards import ShardReader
+
+        return ShardReader(faces_dir).get
+    return FaceStore(faces_dir).load
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _finished(shard_dir: Path, plan_digest: str) -> dict[str, Any] | None:
+    done = shard_dir / "done.json"
+    if not done.exists():
+        return None
+    try:
+        info = json.loads(done.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return info if info.get("plan") == plan_digest else None
+
+
+def run(params: Params) -> Path:
+    """Compute log-mel/MFCC and face clips per clip into a memory-mappable feature cache."""
+    cfg = params.cache
+    raw_dir, interim = Path(params.data.root), Path(params.extract.out)
+    faces_dir, out = Path(params.align.out), Path(cfg.out)
+    sample_rate = params.extract.sample_rate
+
+    dataset_path = raw_dir / "dataset.json"
+    if not dataset_path.exists():
+        raise DataError("dataset.json missing", path=dataset_path, fix="run dvc repro download")
+    dataset = json.loads(dataset_path.read_text(encoding="utf-8"))
+    classes = list(dataset["classes"])
+    raw = _read_csv(raw_dir / "index.csv", "run dvc repro download")
+    _require(raw, ["clip_id", "label", "speaker"], raw_dir / "index.csv")
+    manifest = _read_csv(interim / "manifest.csv", "run dvc repro extract").set_index("clip_id")
+    _require(manifest, ["audio"], interim / "manifest.csv")
+    faces_index = _read_csv(faces_dir / "index.csv", "run dvc repro align").set_index("clip_id")
+
+    unknown = sorted(set(raw["label"]) - set(classes))
+    if unknown:
+        raise DataError(
+            f"labels {unknown} not in dataset.json classes {classes}",
+            path=raw_dir / "index.csv",
+            fix="rerun dvc repro download",
+        )
+    splits, summary = make_splits(
+        raw,
+        protocol=cfg.protocol,
+        n_folds=cfg.n_folds,
+        default_folds=int(dataset.get("n_folds", 5)),
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+    )
+    usable = raw["clip_id"].isin(manifest.index) & raw["clip_id"].isin(faces_index.index)
+    clips = raw[usable].sort_values("clip_id", kind="stable").reset_index(drop=True)
+    log.info("%d of %d clips have audio and faces", len(clips), len(raw))
+
+    spec = WindowSpec.from_config(cfg, sample_rate)
+    shapes = spec.shapes()
+    settings = {k: getattr(cfg, k) for k in FEATURE_KEYS} | {"sample_rate": sample_rate}
+    work = partial_dir(out)
+    load_faces = face_loader(faces_dir)
+    ids = clips["clip_id"].tolist()
+    plan = [ids[i : i + cfg.shard_clips] for i in range(0, len(ids), cfg.shard_clips)]
+    buffer = ShardBuffer(shapes, min(cfg.shard_clips, max(len(ids), 1)))
+
+    written = ShardLog()
+    failures: list[Failure] = []
+    bar = tqdm(total=len(ids), desc="cache", unit="clip")
+    for s, chunk in enumerate(plan):
+        name = shard_name(s)
+        shard_dir = work / name
+        inputs = [(c, manifest.loc[c].to_dict(), faces_index.loc[c].to_dict()) for c in chunk]
+        plan_digest = _digest([settings, inputs])
+        info = _finished(shard_dir, plan_digest)
+        if info is None:
+            buffer.clear()
+            shard_failures = []
+            for clip_id in chunk:
+                try:
+                    arrays = clip_features(
+                        interim / str(manifest.at[clip_id, "audio"]),
+                        load_faces(clip_id),
+                        cfg,
+                        target_rate=sample_rate,
+                    )
+                    buffer.add(clip_id, arrays)
+                except (DataError, ValueError, KeyError, OSError) as err:
+                    shard_failures.append({"clip_id": clip_id, "reason": str(err)})
+                bar.update(1)
+            if shard_dir.exists():
+                shutil.rmtree(shard_dir)
+            buffer.write(shard_dir)
+            info = {"plan": plan_digest, "rows": list(buffer.clip_ids), "failures": shard_failures}
+            write_json(shard_dir / "done.json", info)
+        else:
+            bar.update(len(chunk))
+        written.record(name, info["rows"], shard_moments(shard_dir, len(info["rows"])))
+        failures += [
+            Failure(f["clip_id"], str(manifest.at[f["clip_id"], "audio"]), "cache", f["reason"])
+            for f in info["failures"]
+        ]
+    bar.close()
+    for stale in work.glob("shard-*"):
+        if stale.name not in written.shards:
+            shutil.rmtree(stale)
+
+    write_failures(work / "failures.csv", failures)
+    check_failure_fraction(
+        failures, len(ids), cfg.max_failure_fraction, "cache", out / "failures.csv"
+    )
+
+    index = write_tables(
+        work, clips, written, splits, summary, classes=classes, dataset_name=dataset.get("name"),
+        cfg=cfg, sample_rate=sample_rate,
+    )  # fmt: skip
+    promote_dir(work, out)
+    log.info("cached %d clips in %d shards -> %s", len(index), len(written.shards), out)
+    return out
+
+
+@dataclass
+class ShardLog:
+    """What the written shards hold: clip -> (shard, row) and per-clip moments in row order."""
+
+    placed: dict[str, tuple[str, int]] = field(default_factory=dict)
+    moments: list[ClipMoments] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    shards: list[str] = field(default_factory=list)
+
+    def record(self, shard: str, rows: list[str], moments: ClipMoments) -> None:
+        for row, clip_id in enumerate(rows):
+            self.placed[clip_id] = (shard, row)
+        self.moments.append(moments)
+        self.ids += rows
+        self.shards.append(shard)
+
+
+def write_tables(
+    work: Path,
+    clips: pd.DataFrame,
+    written: ShardLog,
+    splits: pd.DataFrame,
+    summary: dict[str, Any],
+    *,
+    classes: list[str],
+    dataset_name: str | None,
+    cfg: CacheConfig,
+    sample_rate: int,
+) -> pd.DataFrame:
+    """Write index.csv, stats.json (fold k: its training clips only) and meta.json into `work`."""
+    summary = copy.deepcopy(summary)
+    n_folds = summary["n_folds"]
+    index = clips[clips["clip_id"].isin(list(written.placed))].copy()
+    index["label_idx"] = index["label"].map({c: i for i, c in enumerate(classes)})
+    index["fold"] = index["clip_id"].map(splits["fold"]).astype(int)
+    index["shard"] = index["clip_id"].map(lambda c: written.placed[c][0])
+    index["row"] = index["clip_id"].map(lambda c: written.placed[c][1])
+    for k in range(n_folds):
+        index[split_column(k)] = index["clip_id"].map(splits[split_column(k)])
+    extra = [c for c in clips.columns if c not in {*BASE_COLUMNS, "path"}]
+    index = index[BASE_COLUMNS + [split_column(k) for k in range(n_folds)] + extra]
+    index = index.reset_index(drop=True)
+
+    all_m = ClipMoments.concat(written.moments)
+    pos = index["clip_id"].map({cid: i for i, cid in enumerate(written.ids)}).to_numpy()
+    stats = {}
+    for k in range(n_folds):
+        select = np.zeros(len(written.ids), bool)
+        select[pos[(index[split_column(k)] == "train").to_numpy()]] = True
+        stats[str(k)] = pooled_stats(all_m, select).to_dict()
+
+    counts = split_counts(index, n_folds)
+    for k, info in summary["folds"].items():
+        info.update(counts[k])
+    spec = WindowSpec.from_config(cfg, sample_rate)
+    shapes = spec.shapes()
+    meta = {
+        "dataset": dataset_name,
+        "classes": classes,
+        "n_clips": len(index),
+        "protocol": cfg.protocol,
+        "leaky": summary["leaky"],
+        "n_folds": n_folds,
+        "splits": summary,
+        "window_s": cfg.window_s,
+        "crop": cfg.crop,
+        "audio": {
+            "feature": cfg.audio_feature,
+            "n_bins": spec.audio.n_bins,
+            "n_frames": spec.audio_frames,
+            "sample_rate": sample_rate,
+            "win_length": spec.audio.win_length,
+            "hop_length": spec.audio.hop_length,
+            "n_fft": spec.audio.n_fft,
+            "frame_rate": sample_rate / spec.audio.hop_length,
+        },
+        "video": {"fps": cfg.video_fps, "size": cfg.face_size, "n_frames": spec.video_frames},
+        "arrays": {k: [list(s), d] for k, (s, d) in shapes.items()},
+        "shards": written.shards,
+        "config": cfg.model_dump(),
+    }
+    write_csv(work / "index.csv", index)
+    write_json(work / "stats.json", {"folds": stats})
+    write_json(work / "meta.json", meta)
+    return index

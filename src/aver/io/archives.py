@@ -1,0 +1,224 @@
+"""Safe extraction of .zip and .tar(.gz/.bz2/.xz) archives.
+
+Every entry is checked before anything is written: absolute paths, `..` components, names that
+resolve outside the target, links and device files are refused with a DataError. Regular files
+are written through a temp file and a rename, and a marker (`target/.extracted-<archive>`) lets
+a rerun skip an archive whose extraction finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO
+
+from tqdm.auto import tqdm
+
+from aver.errors import DataError
+from aver.io.atomic import write_json
+
+REFETCH = "delete the archive and rerun the download stage to fetch it again"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str  # as stored in the archive
+    rel: PurePosixPath  # validated path relative to the target
+    is_dir: bool
+    mode: int  # permission bits (0 when unknown)
+
+
+def marker_path(archive: str | Path, target: str | Path) -> Path:
+    """The file that records a finished extraction of `archive` into `target`."""
+    return Path(target) / f".extracted-{Path(archive).name}"
+
+
+def safe_extract(archive: str | Path, target: str | Path, *, progress: bool = True) -> list[Path]:
+    """Extract `archive` into `target`; return the extracted files (not directories).
+
+    Raises DataError naming the archive and the entry when any entry is unsafe; in that case
+    nothing at all is extracted. Skips the work when the marker says this archive (same size and
+    mtime) was already extracted and its files are still there.
+    """
+    archive, target = Path(archive), Path(target)
+    if not archive.is_file():
+        raise DataError("archive not found", path=archive, fix="rerun the download stage")
+    target.mkdir(parents=True, exist_ok=True)
+    done = _finished(archive, target)
+    if done is not None:
+        return done
+    with _open(archive) as (entries, opener):
+        root = target.resolve()
+        checked = [_check(archive, root, name, kind, mode) for name, kind, mode in entries]
+        files: list[Path] = []
+        for entry in tqdm(
+            checked, desc=f"extract {archive.name}", unit="file", disable=not progress
+        ):
+            dest = target.joinpath(*entry.rel.parts)
+            if entry.is_dir:
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            _write_file(archive, entry, dest, opener)
+            files.append(dest)
+    st = archive.stat()
+    rel = sorted({f.relative_to(target).as_posix() for f in files})
+    write_json(
+        marker_path(archive, target),
+        {"archive": archive.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "files": rel},
+    )
+    return [target / r for r in rel]
+
+
+def _finished(archive: Path, target: Path) -> list[Path] | None:
+    """The files of an earlier complete extraction of this same archive, else None."""
+    try:
+        marker = json.loads(marker_path(archive, target).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    st = archive.stat()
+    if not isinstance(marker, dict) or (marker.get("size"), marker.get("mtime_ns")) != (
+        st.st_size,
+        st.st_mtime_ns,
+    ):
+        return None
+    files = [target / r for r in marker.get("files", [])]
+    return files if all(f.is_file() for f in files) else None
+
+
+# An opener returns a readable binary stream for an entry name.
+Opener = Callable[[str], IO[bytes]]
+# (name, kind, mode) where kind is "file", "dir" or a description of a refused kind.
+RawEntry = tuple[str, str, int]
+
+
+@contextmanager
+def _open(archive: Path) -> Iterator[tuple[list[RawEntry], Opener]]:
+    """List an archive's entries and give an opener for its regular files."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                yield [_zip_entry(info) for info in zf.infolist()], zf.open
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive, "r:*") as tf:
+                members = {m.name: m for m in tf.getmembers()}
+
+                def opener(name: str) -> IO[bytes]:
+                    fh = tf.extractfile(members[name])
+                    if fh is None:
+                        raise DataError(f"cannot read entry {name!r}", path=archive, fix=REFETCH)
+                    return fh
+
+                yield [_tar_entry(m) for m in members.values()], opener
+        else:
+            raise DataError("not a zip or tar archive", path=archive, fix=REFETCH)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+        if isinstance(err, OSError) and not _is_archive_error(err):
+            raise
+        raise DataError(f"corrupt archive: {err}", path=archive, fix=REFETCH) from None
+
+
+def _is_archive_error(err: OSError) -> bool:
+    # gzip.BadGzipFile and lzma/bz2 stream errors derive from OSError; disk errors do not match.
+    return type(err).__module__ in ("gzip", "_lzma", "lzma", "_compression", "bz2", "zlib")
+
+
+def _zip_entry(info: zipfile.ZipInfo) -> RawEntry:
+    mode = info.external_attr >> 16
+    ftype = stat.S_IFMT(mode)
+    if info.is_dir():
+        kind = "dir"
+    elif ftype in (0, stat.S_IFREG):  # 0: no unix mode recorded (e.g. made on Windows)
+        kind = "file"
+    else:
+        kind = _describe(ftype)
+    return info.filename, kind, stat.S_IMODE(mode)
+
+
+def _tar_entry(member: tarfile.TarInfo) -> RawEntry:
+    if member.isfile():
+        kind = "file"
+    elif member.isdir():
+        kind = "dir"
+    elif member.issym():
+        kind = f"symlink to {member.linkname!r}"
+    elif member.islnk():
+        kind = f"hardlink to {member.linkname!r}"
+    elif member.ischr() or member.isblk():
+        kind = "device file"
+    elif member.isfifo():
+        kind = "fifo"
+    else:
+        kind = f"special entry (type {member.type!r})"
+    return member.name, kind, member.mode & 0o777
+
+
+def _describe(ftype: int) -> str:
+    return {
+        stat.S_IFLNK: "symlink",
+        stat.S_IFCHR: "device file",
+        stat.S_IFBLK: "device file",
+        stat.S_IFIFO: "fifo",
+        stat.S_IFSOCK: "socket",
+    }.get(ftype, f"special entry (mode {ftype:o})")
+
+
+def _check(archive: Path, root: Path, name: str, kind: str, mode: int) -> _Entry:
+    """Validate one entry; raise DataError naming the archive and the entry if it is unsafe."""
+
+    def refuse(why: str) -> DataError:
+        return DataError(
+            f"unsafe archive entry {name!r}: {why}; nothing was extracted",
+            path=archive,
+            fix="do not use this archive; check where it came from and its checksum",
+        )
+
+    if kind not in ("file", "dir"):
+        raise refuse(f"{kind} entries are not allowed")
+    if not name or "\x00" in name:
+        raise refuse("empty or invalid name")
+    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
+        raise refuse("absolute path")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise refuse("'..' path component")
+    if not parts:
+        if kind == "dir":  # "./" itself
+            return _Entry(name, PurePosixPath("."), True, mode)
+        raise refuse("empty path")
+    rel = PurePosixPath(*parts)
+    resolved = root.joinpath(*parts).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise refuse(f"resolves outside {root}")
+    return _Entry(name, rel, kind == "dir", mode)
+
+
+def _write_file(archive: Path, entry: _Entry, dest: Path, opener: Opener) -> None:
+    """Copy one entry to `dest` through a temp file in the same directory."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with opener(entry.name) as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+                if isinstance(err, OSError) and not (_is_archive_error(err) or "CRC" in str(err)):
+                    raise
+                raise DataError(
+                    f"corrupt entry {entry.name!r}: {err}", path=archive, fix=REFETCH
+                ) from None
+        # Regular permissions only (no setuid/setgid/sticky); readable by the owner at least.
+        os.chmod(tmp, (entry.mode & 0o777 or 0o644) | 0o600)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,122 @@
+"""The loader yields the contract's model batch, normalised; augmentation only when training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aver.features import FeatureCache, batch_from_arrays, make_loader
+from aver.features.augment import AugmentConfig, augment_video, spec_augment
+
+
+def _all(loader) -> list[dict]:
+    return list(loader)
+
+
+def _equal(a: list[dict], b: list[dict]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x["clip_id"] != y["clip_id"]:
+            return False
+        for k in x:
+            if k != "clip_id" and not torch.equal(x[k], y[k]):
+                return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def cache(standard_cache: Path) -> FeatureCache:
+    return FeatureCache(standard_cache)
+
+
+def test_batch_follows_the_contract(cache: FeatureCache):
+    batch = next(iter(make_loader(cache, 0, "train", 4, train=True)))
+    b = 4
+    assert batch["audio"].shape == (b, 97, 32) and batch["audio"].dtype == torch.float32
+    assert batch["audio_mask"].shape == (b, 97) and batch["audio_mask"].dtype == torch.bool
+    assert batch["audio_times"].shape == (b, 97) and batch["audio_times"].dtype == torch.float32
+    assert batch["video"].shape == (b, 10, 3, 16, 16) and batch["video"].dtype == torch.float32
+    assert batch["video_mask"].shape == (b, 10) and batch["video_mask"].dtype == torch.bool
+    assert batch["video_times"].shape == (b, 10)
+    assert batch["label"].dtype == torch.long and batch["label"].shape == (b,)
+    assert len(batch["clip_id"]) == b
+    for i, cid in enumerate(batch["clip_id"]):
+        assert int(batch["label"][i]) == ["angry", "happy"].index(cid.split("-")[1])
+    assert set(batch["clip_id"]) <= set(cache.split_ids(0, "train"))
+
+
+def test_eval_is_normalised_with_the_folds_training_stats(cache: FeatureCache):
+    for fold in range(cache.n_folds):
+        batch = next(iter(make_loader(cache, fold, "test", 8, train=False)))
+        stats = cache.fold_stats(fold)
+        raw = cache.read(batch["clip_id"][0])
+        a = (raw["audio"] - stats.audio_mean) / stats.audio_std
+        a[~raw["audio_mask"]] = 0
+        np.testing.assert_allclose(batch["audio"][0].numpy(), a, rtol=1e-5, atol=1e-5)
+        v = (raw["video"] / 255.0 - stats.video_mean) / stats.video_std
+        v[~raw["video_mask"]] = 0
+        np.testing.assert_allclose(batch["video"][0].numpy(), v.transpose(0, 3, 1, 2), atol=1e-5)
+        assert batch["clip_id"] == cache.split_ids(fold, "test")[:8]  # eval keeps order
+
+
+def test_augmentation_off_in_eval_on_in_train(cache: FeatureCache):
+    ev = make_loader(cache, 0, "val", 2, train=False)
+    first = _all(ev)
+    assert _equal(first, _all(ev))  # a second pass over the same loader
+    assert _equal(first, _all(make_loader(cache, 0, "val", 2, train=False, seed=7)))
+
+    tr = make_loader(cache, 0, "train", 4, train=True, seed=3)
+    epoch1, epoch2 = _all(tr), _all(tr)
+    assert not _equal(epoch1, epoch2)  # new order and new augmentation each epoch
+    again = make_loader(cache, 0, "train", 4, train=True, seed=3)
+    assert _equal(epoch1, _all(again))  # but reproducible from the seed
+    again.sampler.set_epoch(1)
+    assert _equal(epoch2, _all(again))  # and from (seed, epoch): exact resume
+    assert not _equal(epoch1, _all(make_loader(cache, 0, "train", 4, train=True, seed=4)))
+
+    # same clips through the training loader differ from their eval version (augmented)
+    no_aug = _all(make_loader(cache, 0, "train", 4, train=True, seed=3, augment=False))
+    assert [b["clip_id"] for b in no_aug] == [b["clip_id"] for b in epoch1]
+    assert not torch.equal(no_aug[0]["video"], epoch1[0]["video"])
+    assert not torch.equal(no_aug[0]["audio"], epoch1[0]["audio"])
+    for x, y in zip(no_aug, epoch1):  # masks, times and labels are never augmented
+        for k in ("audio_mask", "video_mask", "audio_times", "video_times", "label"):
+            assert torch.equal(x[k], y[k])
+
+
+def test_workers_give_the_same_batches(cache: FeatureCache):
+    single = _all(make_loader(cache, 1, "train", 4, train=True, seed=5))
+    multi = _all(make_loader(cache, 1, "train", 4, train=True, seed=5, num_workers=2))
+    assert _equal(single, multi)
+
+
+def test_batch_from_arrays_matches_the_eval_loader(cache: FeatureCache):
+    batch = next(iter(make_loader(cache, 2, "test", 3, train=False)))
+    ids = batch["clip_id"]
+    built = batch_from_arrays(
+        [cache.read(c) for c in ids],
+        cache.fold_stats(2),
+        labels=[cache.label_idx(c) for c in ids],
+        clip_ids=ids,
+    )
+    assert _equal([batch], [built])
+
+
+def test_augment_ops_change_content_not_shape():
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    cfg = AugmentConfig(flip_p=1.0, max_rotate_deg=0, max_scale=0, max_shift=0)
+    np.testing.assert_array_equal(augment_video(video, rng, cfg), video[:, :, ::-1])
+    audio = np.ones((50, 16), np.float32)
+    mask = np.ones(50, bool)
+    spec_cfg = AugmentConfig(time_masks=1, freq_masks=1, max_time_frac=0.2, max_freq_frac=0.25)
+    zeroed = [
+        (spec_augment(audio, mask, np.random.default_rng(s), spec_cfg) == 0).sum()
+        for s in range(20)
+    ]
+    assert max(zeroed) > 0
+    assert max(zeroed) <= 10 * 16 + 4 * 50  # bounded by the widest masks
