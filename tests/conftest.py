@@ -39,3 +39,26 @@ def http_server():
 
     with FileServer() as server:
         yield server
+
+
+@pytest.fixture
+def tiny_repo(tmp_path, venv_env):
+    """A throw-away git repo copy of this checkout with a tiny demo config, and its env."""
+    from tests.support.pipeline import TINY, make_pipeline_repo, pipeline_env
+
+    repo = make_pipeline_repo(tmp_path / "repo", TINY)
+    return repo, pipeline_env(venv_env, repo)
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(tmp_path_factory, venv_env):
+    """A repo copy where `dvc repro` ran the whole pipeline on a small demo (once per session).
+
+    Returns (repo, env). Tests must not modify its outputs; copy what they change.
+    """
+    from tests.support.pipeline import TINY_PIPELINE, dvc, make_pipeline_repo, pipeline_env
+
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("pipeline") / "repo", TINY_PIPELINE)
+    env = pipeline_env(venv_env, repo)
+    dvc(repo, env, "repro", timeout=1800)
+    return repo, env

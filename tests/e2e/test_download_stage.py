@@ -6,12 +6,13 @@ import json
 
 import pandas as pd
 
-from tests.e2e.conftest import dvc
+from tests.support.pipeline import dvc
 
 
-def test_dvc_repro_download_builds_demo_and_is_a_noop_twice(tiny_repo, pipeline_env):
-    dvc(tiny_repo, pipeline_env, "repro", "download")
-    raw = tiny_repo / "data" / "raw"
+def test_dvc_repro_download_builds_demo_and_is_a_noop_twice(tiny_repo):
+    repo, env = tiny_repo
+    dvc(repo, env, "repro", "download")
+    raw = repo / "data" / "raw"
     index = pd.read_csv(raw / "index.csv", dtype=str)
     meta = json.loads((raw / "dataset.json").read_text())
     assert meta["name"] == "demo"
@@ -23,7 +24,7 @@ def test_dvc_repro_download_builds_demo_and_is_a_noop_twice(tiny_repo, pipeline_
     assert index["clip_id"].is_unique
     for rel in index["path"]:
         assert (raw / rel).stat().st_size > 1000
-    assert (tiny_repo / "dvc.lock").exists()
+    assert (repo / "dvc.lock").exists()
 
-    out = dvc(tiny_repo, pipeline_env, "repro", "download")
+    out = dvc(repo, env, "repro", "download")
     assert "didn't change" in out and "Running stage" not in out

@@ -1,8 +1,7 @@
-"""Fixtures for whole-pipeline runs: a throw-away git repo copy of this checkout."""
+"""Whole-pipeline runs: a throw-away git repo copy of this checkout, and dvc in it."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 # A small demo configuration: the same code paths as the default, sized for tests.
 TINY = {
     "data": {"demo": {"speakers": 3, "clips_per_class": 1, "duration_s": 1.0}},
+}
+
+# The whole pipeline, small enough for CI on 2 cores yet large enough to learn the demo classes.
+TINY_PIPELINE = {
+    "data": {"demo": {"speakers": 4, "clips_per_class": 3, "duration_s": 1.6}},
+    "cache": {"window_s": 1.6},
+    "tune": {"num_samples": 2, "max_epochs": 2, "max_concurrent": 2, "ray_num_cpus": 2},
+    "train": {"epochs": 12, "batch_size": 8},
 }
 
 
@@ -56,19 +63,13 @@ def make_pipeline_repo(dest: Path, overrides: dict | None = None) -> Path:
     return dest
 
 
-@pytest.fixture
-def pipeline_env(venv_env, tmp_path) -> dict[str, str]:
-    """Env for stage commands in the copy: its own src on PYTHONPATH, the venv on PATH."""
-    env = dict(venv_env)
-    env["PYTHONPATH"] = str(tmp_path / "repo" / "src")
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'repo' / 'mlruns.db'}"
-    env.pop("RAY_ADDRESS", None)
+def pipeline_env(base_env: dict[str, str], repo: Path) -> dict[str, str]:
+    """Env for stage commands in a copy: its own src on PYTHONPATH, the venv on PATH."""
+    env = dict(base_env)
+    env["PYTHONPATH"] = str(repo / "src")
+    for var in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        env.pop(var, None)  # the embedded defaults: sqlite store in the repo, local Ray
     return env
-
-
-@pytest.fixture
-def tiny_repo(tmp_path) -> Path:
-    return make_pipeline_repo(tmp_path / "repo", TINY)
 
 
 def dvc(repo: Path, env: dict[str, str], *args: str, timeout: float = 900) -> str:
@@ -86,6 +87,3 @@ def dvc(repo: Path, env: dict[str, str], *args: str, timeout: float = 900) -> st
             f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         )
     return proc.stdout + proc.stderr
-
-
-__all__ = ["TINY", "deep_update", "dvc", "make_pipeline_repo", "os"]
