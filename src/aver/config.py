@@ -24,14 +24,21 @@ class Section(BaseModel):
 class DemoConfig(Section):
     seed: int = 0
     speakers: int = Field(6, ge=2, le=24)
-    clips_per_class: int = Field(3, ge=1, description="clips per class per speaker")
+    clips_per_class: int = Field(
+        3, ge=1, le=8, description="clips per class per speaker (intensity x statement x rep.)"
+    )
     duration_s: float = Field(2.0, gt=0.2, le=10.0)
     size: int = Field(224, ge=64, le=720, description="frame side in pixels")
+    fps: float = Field(25.0, gt=0, le=60)
+    sample_rate: int = Field(16000, ge=8000, le=48000)
+    workers: int = Field(1, ge=1, description="processes generating clips")
 
 
 class FolderConfig(Section):
     csv: str | None = Field(None, description="CSV with columns path,label,speaker")
-    media_dir: str | None = Field(None, description="base for relative paths in the CSV")
+    media_dir: str | None = Field(
+        None, description="base for relative paths in the CSV (default: the CSV's folder)"
+    )
 
 
 class CremadConfig(Section):
@@ -62,7 +69,9 @@ class RavdessConfig(Section):
 class MoseiConfig(Section):
     base_url: str = "http://immortal.multicomp.cs.cmu.edu/raw_datasets"
     subsets: list[str] = Field(default_factory=list, description="opt-in archive names")
-    labels_url: str | None = None
+    labels_url: str | None = Field(
+        None, description="labels CSV, URL or local path (columns: see aver.datasets.mosei)"
+    )
 
 
 class DataConfig(Section):
@@ -88,6 +97,10 @@ class ExtractConfig(Section):
     fps: float = Field(25.0, gt=0)
     max_side: int = Field(320, ge=32, description="bound on the longer video side, pixels")
     sample_rate: int = Field(16000, ge=8000)
+    crf: int = Field(20, ge=0, le=51, description="H.264 quality (lower = better, larger)")
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = (
+        Field("veryfast", description="x264 speed/size trade-off")
+    )
     min_duration_s: float = Field(0.5, ge=0)
     max_failure_fraction: float = Field(0.25, ge=0, le=1)
     workers: int = Field(2, ge=1)
@@ -145,16 +158,29 @@ class ModelConfig(Section):
     tau_s: float = Field(0.04, gt=0, description="TaRoPE time unit")
     rope_base: float = Field(10000.0, gt=1)
     d_model: int = Field(64, ge=8)
-    heads: int = Field(4, ge=1)
-    layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1, description="msan/baselines; avtca takes heads from variant")
+    layers: int = Field(2, ge=1, description="transformer blocks (avtca: IT blocks)")
     dropout: float = Field(0.1, ge=0, lt=1)
+    audio_channels: int = Field(64, ge=4, description="audio Conv1D front-end width")
+    video_channels: int = Field(32, ge=4, description="video Conv2D front-end width")
+    video_patches: int = Field(2, ge=1, description="local extractor: n x n patches per map")
+    video_stride: int = Field(2, ge=1, le=4, description="face stem conv stride (paper: 1)")
+    pool: Literal["mean", "max", "meanmax"] = Field(
+        "meanmax", description="msan/baselines masked pooling over time"
+    )
+    ctm_dim: int = Field(32, ge=4, description="CTM projection head output width")
 
 
 class TrackingConfig(Section):
+    """MLflow. URI precedence: $MLFLOW_TRACKING_URI > tracking_uri > sqlite:///mlruns.db."""
+
     tracking_uri: str | None = Field(None, description="default sqlite:///mlruns.db")
-    artifact_root: str = "mlartifacts"
-    experiment_prefix: str = "aver"
-    register: bool = True
+    artifact_root: str = Field("mlartifacts", description="artifact dir of local stores")
+    experiment_prefix: str = Field("aver", description="experiment and registered model prefix")
+    # (not `register`: that name would shadow BaseModel.register)
+    register_model: bool = Field(True, description="register the model; best val UAR: alias")
+    champion_alias: str = "champion"
+    log_model: bool = Field(True, description="log the trained model as an MLflow pyfunc")
 
 
 class TrainConfig(Section):
@@ -173,12 +199,17 @@ class TrainConfig(Section):
     warmup_epochs: int = Field(1, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
+    plateau_patience: int = Field(3, ge=1, description="plateau: epochs without val UAR gain")
+    min_lr: float = Field(0.0, ge=0, description="floor of cosine/plateau schedules")
     early_stop_patience: int | None = Field(10, ge=1)
-    amp: bool = False
-    compile: bool = False
+    amp: bool = Field(False, description="mixed precision; CUDA only (ignored on CPU)")
+    compile: bool = Field(False, description="torch.compile; CUDA only (ignored on CPU)")
     seed: int = 0
+    deterministic: bool = Field(True, description="deterministic torch algorithms (warn only)")
     folds: Literal["all"] | list[int] = Field(default_factory=lambda: [0])
+    model_fold: int | None = Field(None, ge=0, description="fold saved as model.pt; default first")
     use_tuned: bool = False
+    tuned_params: str = Field("reports/tune/best_params.yaml", description="read if use_tuned")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = Field(0, ge=0)
     augment: bool = True
@@ -213,6 +244,7 @@ class TuneConfig(Section):
 
 class EvaluateConfig(Section):
     out: str = "reports"
+    batch_size: int | None = Field(None, ge=1, description="default: train.batch_size")
 
 
 class Params(Section):
@@ -302,11 +334,15 @@ def with_overrides(params: Params, overrides: dict[str, Any], source: str = "ove
         parts = dotted.split(".")
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
-                raise ConfigError(f"{source}: {dotted}: {part!r} is not a params section",
-                                  fix=f"use a key that exists in params.yaml ({source})")
+                raise ConfigError(
+                    f"{source}: {dotted}: {part!r} is not a params section",
+                    fix=f"use a key that exists in params.yaml ({source})",
+                )
             node = node[part]
         if parts[-1] not in node:
-            raise ConfigError(f"{source}: {dotted}: unknown key",
-                              fix=f"use a key that exists in params.yaml ({source})")
+            raise ConfigError(
+                f"{source}: {dotted}: unknown key",
+                fix=f"use a key that exists in params.yaml ({source})",
+            )
         node[parts[-1]] = value
     return parse_params(raw, source)

@@ -51,13 +51,40 @@ def imap_unordered(
         bar.close()
 
 
+LOOPBACK_NODE_IP = "127.0.0.2"
+
+
+def ray_init(*, num_cpus: int | None = None, runtime_env: dict | None = None) -> None:
+    """Connect to the cluster at RAY_ADDRESS, else start a local Ray bound to loopback.
+
+    Ray rewrites 127.0.0.1 to the machine's network address, so a local Ray on Linux uses
+    another loopback address (127.0.0.2) and never listens on or talks to the network.
+    AVER_RAY_NODE_IP overrides this machine's node address (local Ray or cluster driver).
+    """
+    import sys
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS") or None
+    node_ip = os.environ.get("AVER_RAY_NODE_IP")
+    if not address and not node_ip and sys.platform == "linux":
+        node_ip = LOOPBACK_NODE_IP
+    kwargs: dict = {"include_dashboard": False, "log_to_driver": True}
+    if node_ip:
+        kwargs["_node_ip_address"] = node_ip
+    if not address and num_cpus:
+        kwargs["num_cpus"] = num_cpus
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
+    ray.init(address=address, **kwargs)
+
+
 def _ray_map(fn, items, bar, num_cpus):
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False
-        )
+    ray_init()
     remote = ray.remote(num_cpus=num_cpus)(fn)
     pending = {remote.remote(item): item for item in items}
     while pending:

@@ -19,6 +19,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from aver.config import Params, parse_params, with_overrides
 from aver.io.atomic import write_json
+from aver.parallel import ray_init
 from aver.tuning.data_access import ensure_cache
 from aver.tuning.resources import loader_workers, trial_resources
 from aver.tuning.space import build_space
@@ -50,15 +51,9 @@ def sweep_key(params: Params, cache_fingerprint: str) -> str:
 
 def init_ray(params: Params) -> dict[str, float]:
     """Connect to RAY_ADDRESS when set, else start a local Ray; returns cluster resources."""
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-        if not address and params.tune.ray_num_cpus:
-            kwargs["num_cpus"] = params.tune.ray_num_cpus
-        # Workers import aver from this checkout; make sure they can, on every node.
-        src = str(Path(__file__).resolve().parents[2])
-        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": src}}
-        ray.init(address=address, **kwargs)
+    # Workers import aver from this checkout (the same path on every node).
+    src = str(Path(__file__).resolve().parents[2])
+    ray_init(num_cpus=params.tune.ray_num_cpus, runtime_env={"env_vars": {"PYTHONPATH": src}})
     return {k: float(v) for k, v in ray.cluster_resources().items()}
 
 
@@ -94,8 +89,9 @@ def _trial(
         mlflow.log_params(config)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            mlflow.log_metrics(metrics, step=epoch)
-            tune.report({**metrics, "epoch": epoch, "node": node})
+            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+            mlflow.log_metrics(numeric, step=epoch)
+            tune.report({**numeric, "epoch": epoch, "node": node})
 
         fit_for_tuning(params, cache, fold=params.tune.fold, on_epoch=on_epoch, num_workers=workers)
 

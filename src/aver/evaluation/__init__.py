@@ -1,0 +1,1 @@
+"""Evaluation: test-split metrics, reports for DVC, plots, MLflow logging."""

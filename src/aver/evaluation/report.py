@@ -1,0 +1,86 @@
+"""Test-set reports: metrics.json content, confusion pairs for DVC, per-class table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aver.training.metrics import (
+    aggregate_folds,
+    class_report,
+    classification_metrics,
+    confusion_matrix,
+    per_class_recall,
+)
+
+
+def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """accuracy, uar, macro_f1, per-class recall (None where a class is absent), n_test."""
+    m = classification_metrics(y_true, y_pred, len(classes))
+    rec = per_class_recall(confusion_matrix(y_true, y_pred, len(classes)))
+    return {
+        **m,
+        "per_class_recall": {c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, rec)},
+        "n_test": len(y_true),
+    }
+
+
+def metrics_document(
+    per_fold: Mapping[int, Mapping[str, Any]],
+    pooled_true: np.ndarray,
+    pooled_pred: np.ndarray,
+    classes: Sequence[str],
+    *,
+    dataset: str,
+    protocol: str,
+    leaky: bool,
+    model_fold: int,
+) -> dict[str, Any]:
+    """reports/metrics.json: mean over folds at the top (the single fold's values for one fold),
+    std across folds, per-class recall of all test predictions pooled, and each fold's values."""
+    scalars = [{k: v[k] for k in ("accuracy", "uar", "macro_f1")} for v in per_fold.values()]
+    agg = aggregate_folds(scalars)
+    pooled = fold_metrics(pooled_true, pooled_pred, classes)
+    doc: dict[str, Any] = {
+        "dataset": dataset,
+        "protocol": protocol,
+        "leaky": bool(leaky),
+        "fold": model_fold,
+        "folds_evaluated": sorted(int(k) for k in per_fold),
+        "accuracy": agg["accuracy"]["mean"],
+        "uar": agg["uar"]["mean"],
+        "macro_f1": agg["macro_f1"]["mean"],
+        "accuracy_std": agg["accuracy"]["std"],
+        "uar_std": agg["uar"]["std"],
+        "macro_f1_std": agg["macro_f1"]["std"],
+        "per_class_recall": pooled["per_class_recall"],
+        "n_test": pooled["n_test"],
+        "per_fold": {str(k): dict(v) for k, v in sorted(per_fold.items())},
+    }
+    if leaky:
+        doc["warning"] = (
+            "random split: speakers are shared between train and test (leaky protocol); "
+            "not comparable with speaker-independent results"
+        )
+    return doc
+
+
+def confusion_pairs(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], clip_ids: Sequence[str]
+) -> pd.DataFrame:
+    """One row per test clip (clip_id, actual, predicted): DVC's confusion plot template."""
+    return pd.DataFrame(
+        {
+            "clip_id": list(clip_ids),
+            "actual": [classes[int(i)] for i in y_true],
+            "predicted": [classes[int(i)] for i in y_pred],
+        }
+    )
+
+
+def per_class_table(cm: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """class, support, precision, recall, f1 (empty cells where undefined)."""
+    return pd.DataFrame(class_report(cm, classes))

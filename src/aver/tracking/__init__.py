@@ -1,0 +1,1 @@
+"""MLflow tracking: store and experiment setup, parent/child runs, registry, the pyfunc model."""

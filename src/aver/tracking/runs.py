@@ -1,0 +1,251 @@
+"""MLflow tracking: store resolution, experiments, parent/child runs, provenance tags.
+
+Store: $MLFLOW_TRACKING_URI, else `tracking.tracking_uri`, else the embedded local store
+`sqlite:///mlruns.db` (relative to the working directory, the repository root under DVC). Local
+stores keep artifacts under `tracking.artifact_root` (`mlartifacts/`); a tracking server uses
+its own artifact configuration. One experiment per dataset: `{experiment_prefix}-{dataset}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from aver.config import TrackingConfig
+from aver.errors import AverError
+
+log = logging.getLogger(__name__)
+DEFAULT_URI = "sqlite:///mlruns.db"
+ENV_URI = "MLFLOW_TRACKING_URI"
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 6000
+
+
+def tracking_uri(cfg: TrackingConfig) -> str:
+    """$MLFLOW_TRACKING_URI > tracking.tracking_uri > sqlite:///mlruns.db."""
+    return os.environ.get(ENV_URI) or cfg.tracking_uri or DEFAULT_URI
+
+
+def absolute_uri(uri: str) -> str:
+    """A relative sqlite path made absolute (relative to the working directory now)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
+
+
+def is_local_store(uri: str) -> bool:
+    """True for stores on this machine (sqlite, file), whose artifacts we place ourselves."""
+    scheme = uri.split(":", 1)[0] if ":" in uri else ""
+    return scheme in ("", "file", "sqlite") or (len(scheme) == 1)  # "" / C: = a plain path
+
+
+def experiment_name(cfg: TrackingConfig, dataset: str) -> str:
+    return f"{cfg.experiment_prefix}-{dataset}"
+
+
+def setup(cfg: TrackingConfig, dataset: str) -> str:
+    """Point MLflow at the store, make sure the dataset's experiment exists; its id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage reports unless asked
+    uri = absolute_uri(tracking_uri(cfg))
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    name = experiment_name(cfg, dataset)
+    client = MlflowClient()
+    try:
+        exp = client.get_experiment_by_name(name)
+    except MlflowException as err:
+        raise AverError(
+            f"cannot use the MLflow tracking store {uri} ({str(err)[:300]})",
+            fix="start the tracking server, or unset MLFLOW_TRACKING_URI / "
+            "tracking.tracking_uri to use the local sqlite:///mlruns.db",
+        ) from None
+    if exp is None:
+        location = Path(cfg.artifact_root).resolve().as_uri() if is_local_store(uri) else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created concurrently (e.g. by a tune trial)
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
+def _check_server(uri: str, timeout_s: float = 10.0) -> None:
+    """Fail fast (MLflow's client retries for minutes) when the tracking server is down."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers (auth, proxies): let MLflow report anything else
+    except (OSError, ValueError) as err:
+        raise AverError(
+            f"MLflow tracking server {uri} is not reachable ({err})",
+            fix="start it (mlflow server ...), or unset MLFLOW_TRACKING_URI / "
+            "tracking.tracking_uri to use the local sqlite:///mlruns.db",
+        ) from None
+
+
+def run_exists(run_id: str | None) -> bool:
+    if not run_id:
+        return False
+    try:
+        return MlflowClient().get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
+
+
+@contextlib.contextmanager
+def start(
+    experiment_id: str,
+    *,
+    run_name: str,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Start (or reopen `run_id`, e.g. after a crash) a run; nested under `parent_run_id`.
+
+    The run ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C.
+    """
+    reuse = run_id if run_exists(run_id) else None
+    kwargs: dict[str, Any] = (
+        {"run_id": reuse} if reuse else {"experiment_id": experiment_id, "run_name": run_name}
+    )
+    if parent_run_id and not reuse:
+        kwargs["tags"] = {PARENT_TAG: parent_run_id, **(tags or {})}
+    elif tags and not reuse:
+        kwargs["tags"] = dict(tags)
+    run = mlflow.start_run(nested=mlflow.active_run() is not None, **kwargs)
+    if reuse:
+        log.info("continuing MLflow run %s (%s)", reuse, run_name)
+        if tags:
+            mlflow.set_tags(dict(tags))
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log flattened params (values stringified, long ones cut); skips ones already logged."""
+    run = mlflow.active_run()
+    assert run is not None
+    existing = MlflowClient().get_run(run.info.run_id).data.params
+    fresh = {}
+    for k, v in params.items():
+        text = "null" if v is None else str(v)
+        text = text[:MAX_PARAM_CHARS]
+        if k in existing:
+            continue
+        fresh[k] = text
+    items = list(fresh.items())
+    for i in range(0, len(items), 90):  # MLflow accepts at most 100 params per batch
+        mlflow.log_params(dict(items[i : i + 90]))
+
+
+def log_epoch(metrics: Mapping[str, float], epoch: int, prefix: str = "") -> None:
+    """Per-epoch scalars of the active run at step=epoch (non-finite values skipped)."""
+    run = mlflow.active_run()
+    assert run is not None
+    items = [
+        Metric(f"{prefix}{k}", float(v), _now_ms(), int(epoch))
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and math.isfinite(float(v)) and k != "epoch"
+    ]
+    if items:
+        MlflowClient().log_batch(run.info.run_id, metrics=items, synchronous=True)
+
+
+def logged_steps(run_id: str, key: str) -> set[int]:
+    """Steps already recorded for a metric (to backfill a resumed run without duplicates)."""
+    return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
+
+
+def log_yaml(obj: Any, artifact_file: str) -> None:
+    mlflow.log_text(yaml.safe_dump(obj, sort_keys=False), artifact_file)
+
+
+def git_commit(cwd: str | Path = ".") -> tuple[str, bool]:
+    """(commit hash or "unknown", whether the worktree has uncommitted changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return "unknown", False
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return head.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def data_fingerprint(cache_dir: str | Path, lock: str | Path = "dvc.lock") -> dict[str, str]:
+    """Identify the feature cache: sha256 of its index.csv, meta.json and stats.json, plus the
+    `dvc.lock` md5 of the cache stage's output when one is recorded."""
+    cache_dir = Path(cache_dir)
+    h = hashlib.sha256()
+    for name in ("index.csv", "meta.json", "stats.json"):
+        path = cache_dir / name
+        h.update(name.encode())
+        if path.exists():
+            h.update(path.read_bytes())
+    out = {"data_fingerprint": h.hexdigest()[:16]}
+    md5 = _dvc_lock_md5(Path(lock), cache_dir)
+    if md5:
+        out["dvc_cache_md5"] = md5
+    return out
+
+
+def _dvc_lock_md5(lock: Path, cache_dir: Path) -> str | None:
+    if not lock.exists():
+        return None
+    try:
+        data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return None
+    want = cache_dir.resolve()
+    for stage in (data.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            path = out.get("path")
+            if path and (lock.parent / path).resolve() == want:
+                return str(out.get("md5") or out.get("hash") or "") or None
+    return None
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)

@@ -1,0 +1,460 @@
+"""The training loop: one config-driven `fit`, shared by the train stage and Ray Tune.
+
+Each epoch trains, validates, updates the schedule and early stopping, writes `last.pt` (the
+full resume state, including the best-so-far weights) atomically, then calls
+`on_epoch(epoch, metrics)`.
+A rerun with the same checkpoint directory and configuration resumes after the last finished
+epoch: weights, optimizer, schedule, RNG states and history are restored, and each epoch's data
+order depends only on (seed, epoch), so a resumed run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from aver.config import TrainConfig
+from aver.errors import AverError
+from aver.training import checkpoints
+from aver.training.metrics import classification_metrics
+from aver.training.optim import Schedule, build_optimizer
+
+log = logging.getLogger(__name__)
+
+# on_epoch(epoch (1-based), metrics) -> True to stop training after this epoch.
+EpochCallback = Callable[[int, dict[str, float]], bool | None]
+LAST = "last.pt"
+# Config fields that do not change what is learned (a checkpoint stays valid across them).
+_NOT_FINGERPRINTED = {
+    "out",
+    "folds",
+    "model_fold",
+    "use_tuned",
+    "tuned_params",
+    "num_workers",
+    "device",
+    "preset",
+    "compile",
+}
+
+
+class TrainingError(AverError):
+    """Training cannot continue (diverged loss, empty loader)."""
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int  # 1-based epoch with the best val UAR (0: none finite)
+    best: dict[str, float]  # that epoch's metrics
+    best_state: dict[str, torch.Tensor]
+    start_epoch: int  # epochs already done when this call began (0 = fresh start)
+    epochs_done: int
+    stopped_early: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Predictions:
+    y_true: np.ndarray  # (N,) int
+    y_pred: np.ndarray  # (N,) int
+    probs: np.ndarray  # (N, C) float
+    clip_ids: list[str]
+    loss: float  # mean total loss
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (all devices); optionally deterministic algorithms."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AverError(
+            "train.device is 'cuda' but no CUDA device is visible",
+            fix="set train.device: auto or cpu",
+        )
+    return torch.device(name)
+
+
+def config_fingerprint(cfg: TrainConfig, extra: str = "") -> str:
+    """Hash of what determines the learned weights (+ e.g. a data fingerprint)."""
+    blob = json.dumps(
+        {"train": cfg.model_dump(mode="json", exclude=_NOT_FINGERPRINTED), "extra": extra},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def move_batch(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tensors to `device` (non-blocking); other values (clip_id lists) unchanged."""
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
+
+
+def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of a batch (drops clip_id lists, so torch.compile sees only tensors)."""
+    return {k: v for k, v in batch.items() if torch.is_tensor(v)}
+
+
+def total_loss(out: Any, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """CE(logits, label) + sum of the model's (already weighted) auxiliary losses."""
+    loss = F.cross_entropy(out.logits.float(), labels, label_smoothing=label_smoothing)
+    aux = getattr(out, "aux_losses", None) or {}
+    for value in aux.values():
+        loss = loss + value.float()
+    return loss
+
+
+def _autocast(device: torch.device, enabled: bool) -> Any:
+    if not enabled:
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    device: torch.device | str = "cpu",
+    *,
+    amp: bool = False,
+    label_smoothing: float = 0.0,
+    desc: str | None = None,
+    progress: bool = False,
+) -> Predictions:
+    """Run `model` in eval mode over `loader`; labels, argmax predictions, softmax and loss."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    ys, preds, probs, ids = [], [], [], []
+    loss_sum, n = 0.0, 0
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        batch = move_batch(batch, device)
+        with _autocast(device, amp and device.type == "cuda"):
+            out = model(model_inputs(batch))
+        labels = batch["label"]
+        loss_sum += float(total_loss(out, labels, label_smoothing)) * len(labels)
+        n += len(labels)
+        p = torch.softmax(out.logits.float(), dim=-1)
+        ys.append(labels.cpu())
+        probs.append(p.cpu())
+        preds.append(p.argmax(dim=-1).cpu())
+        ids.extend(batch.get("clip_id", [""] * len(labels)))
+    model.train(was_training)
+    if n == 0:
+        raise TrainingError(
+            "the data loader yielded no batches",
+            fix="check the split has clips (data/features/index.csv)",
+        )
+    return Predictions(
+        y_true=torch.cat(ys).numpy(),
+        y_pred=torch.cat(preds).numpy(),
+        probs=torch.cat(probs).numpy(),
+        clip_ids=list(ids),
+        loss=loss_sum / n,
+    )
+
+
+def set_loader_epoch(loader: Any, seed: int, epoch: int) -> None:
+    """Make this epoch's order a function of (seed, epoch) only (needed for exact resume)."""
+    for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        if hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+            return
+        if isinstance(getattr(obj, "epoch", None), int):  # aver.features.loader.EpochSampler
+            obj.epoch = epoch
+            return
+    gen = getattr(loader, "generator", None)
+    if isinstance(gen, torch.Generator):
+        gen.manual_seed(seed * 1_000_003 + epoch)
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Any,
+    val_loader: Any,
+    cfg: TrainConfig,
+    *,
+    n_classes: int,
+    checkpoint_dir: str | Path | None = None,
+    on_epoch: EpochCallback | None = None,
+    fingerprint: str = "",
+    extra: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train `model` per `cfg`, early-stopping on validation UAR; resume from checkpoint_dir.
+
+    `fingerprint` (e.g. a data hash) joins the config hash stored in the checkpoint: a
+    checkpoint written under another configuration is ignored (training starts fresh). `extra`
+    (plain types) is stored in the checkpoint and returned, also from a resumed run.
+    """
+    device = torch.device(device) if device is not None else resolve_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+    if cfg.amp and not use_amp:
+        log.info("train.amp ignored: mixed precision is used only on CUDA (device: %s)", device)
+    model.to(device)
+    fmodel: nn.Module = model
+    if cfg.compile:
+        if device.type == "cuda":
+            fmodel = torch.compile(model)  # type: ignore[assignment]
+        else:
+            log.info(
+                "train.compile ignored: torch.compile is used only on CUDA (device: %s)", device
+            )
+    steps = _num_batches(train_loader)
+    optimizer = build_optimizer(model, cfg)
+    schedule = Schedule(optimizer, cfg, steps)
+    scaler_on = use_amp and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda", enabled=scaler_on) if use_amp else None
+    fp = config_fingerprint(cfg, fingerprint)
+
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    state = _load_resume(ckpt_dir, fp)
+    history: list[dict[str, float]] = []
+    best_uar, best_epoch, bad_epochs, start, stopped = -math.inf, 0, 0, 0, False
+    best_state: dict[str, torch.Tensor] | None = None
+    extra = dict(extra or {})
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        checkpoints.set_rng_state(state["rng"])
+        history = list(state["history"])
+        best_uar, best_epoch = float(state["best_metric"]), int(state["best_epoch"])
+        bad_epochs, start = int(state["bad_epochs"]), int(state["epoch"])
+        stopped = bool(state["stopped_early"])
+        extra = {**extra, **state.get("extra", {})}
+        best_state = state.get("best_model") or None
+        log.info("resuming from %s at epoch %d/%d", ckpt_dir / LAST, start, cfg.epochs)
+
+    epoch = start
+    bar = tqdm(total=cfg.epochs, initial=start, desc="epochs", disable=not progress)
+    try:
+        while epoch < cfg.epochs and not stopped:
+            t0 = time.perf_counter()
+            set_loader_epoch(train_loader, cfg.seed, epoch)
+            train_stats = _train_epoch(
+                fmodel,
+                train_loader,
+                optimizer,
+                schedule,
+                scaler,
+                cfg,
+                epoch,
+                device,
+                use_amp,
+                n_classes,
+                progress,
+            )
+            val = predict(
+                fmodel, val_loader, device, amp=use_amp, label_smoothing=cfg.label_smoothing
+            )
+            vm = classification_metrics(val.y_true, val.y_pred, n_classes)
+            epoch += 1
+            metrics = {
+                **train_stats,
+                "val_loss": val.loss,
+                "val_accuracy": vm["accuracy"],
+                "val_uar": vm["uar"],
+                "val_macro_f1": vm["macro_f1"],
+                "epoch_time_s": time.perf_counter() - t0,
+            }
+            history.append({"epoch": float(epoch), **metrics})
+            schedule.end_epoch(epoch - 1, vm["uar"])
+            if vm["uar"] > best_uar + 1e-12:
+                best_uar, best_epoch, bad_epochs = vm["uar"], epoch, 0
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+            patience = cfg.early_stop_patience
+            if patience is not None and bad_epochs >= patience and epoch < cfg.epochs:
+                stopped = True
+                log.info(
+                    "early stop at epoch %d: val UAR has not improved for %d epochs "
+                    "(best %.4f at epoch %d)",
+                    epoch,
+                    bad_epochs,
+                    best_uar,
+                    best_epoch,
+                )
+            if ckpt_dir is not None:
+                checkpoints.save(
+                    ckpt_dir / LAST,
+                    {
+                        "format": checkpoints.CHECKPOINT_FORMAT,
+                        "fingerprint": fp,
+                        "epoch": epoch,
+                        "total_epochs": cfg.epochs,
+                        "model": model.state_dict(),
+                        "best_model": best_state or {},
+                        "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(),
+                        "scaler": scaler.state_dict() if scaler is not None else None,
+                        "rng": checkpoints.rng_state(),
+                        "best_metric": float(best_uar),
+                        "best_epoch": best_epoch,
+                        "bad_epochs": bad_epochs,
+                        "history": history,
+                        "stopped_early": stopped,
+                        "extra": extra,
+                    },
+                )
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_uar=f"{vm['uar']:.3f}")
+            if on_epoch is not None and on_epoch(epoch, dict(metrics)) is True:
+                log.info("stopped by the on_epoch callback after epoch %d", epoch)
+                stopped = True
+    finally:
+        bar.close()
+
+    if best_state is None:  # no finite val UAR: keep the final weights
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    best = next((h for h in history if int(h["epoch"]) == best_epoch), {})
+    return FitResult(
+        history=history,
+        best_epoch=best_epoch,
+        best=dict(best),
+        best_state=best_state,
+        start_epoch=start,
+        epochs_done=epoch,
+        stopped_early=stopped,
+        extra=extra,
+    )
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: Any,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    scaler: Any,
+    cfg: TrainConfig,
+    epoch: int,
+    device: torch.device,
+    use_amp: bool,
+    n_classes: int,
+    progress: bool,
+) -> dict[str, float]:
+    model.train()
+    loss_sum, n, lr = 0.0, 0, schedule.lr_at(epoch)
+    ys, preds = [], []
+    for i, batch in enumerate(
+        tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
+    ):
+        lr = schedule.step(epoch, i)
+        batch = move_batch(batch, device)
+        with _autocast(device, use_amp):
+            out = model(model_inputs(batch))
+            loss = total_loss(out, batch["label"], cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}",
+                fix="lower train.lr, set train.grad_clip, or check the input features",
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+        b = len(batch["label"])
+        loss_sum += float(loss.detach()) * b
+        n += b
+        ys.append(batch["label"].detach().cpu())
+        preds.append(out.logits.detach().argmax(dim=-1).cpu())
+    if n == 0:
+        raise TrainingError(
+            "the training loader yielded no batches",
+            fix="check the fold's training split has clips",
+        )
+    tm = classification_metrics(torch.cat(ys).numpy(), torch.cat(preds).numpy(), n_classes)
+    return {
+        "train_loss": loss_sum / n,
+        "train_accuracy": tm["accuracy"],
+        "train_uar": tm["uar"],
+        "train_macro_f1": tm["macro_f1"],
+        "lr": float(lr),
+    }
+
+
+def _num_batches(loader: Any) -> int:
+    try:
+        return max(1, len(loader))
+    except TypeError:
+        return 1
+
+
+def _load_resume(ckpt_dir: Path | None, fp: str) -> dict[str, Any] | None:
+    if ckpt_dir is None or not (ckpt_dir / LAST).exists():
+        return None
+    state = checkpoints.load(ckpt_dir / LAST)
+    if state.get("format") != checkpoints.CHECKPOINT_FORMAT or state.get("fingerprint") != fp:
+        log.info(
+            "ignoring %s: written under a different configuration; starting fresh", ckpt_dir / LAST
+        )
+        return None
+    return state
+
+
+def fit_for_tuning(
+    params: Any,
+    cache: str | Path,
+    *,
+    fold: int,
+    on_epoch: EpochCallback | None = None,
+    num_workers: int = 0,
+    checkpoint_dir: str | Path | None = None,
+) -> FitResult:
+    """The same `fit` on one fold of the cache, for a Ray Tune trial (reports via on_epoch)."""
+    from aver.training.pipeline import prepare_fold
+
+    setup = prepare_fold(params, cache, fold, num_workers=num_workers)
+    return fit(
+        setup.model,
+        setup.train_loader,
+        setup.val_loader,
+        params.train,
+        n_classes=len(setup.classes),
+        checkpoint_dir=checkpoint_dir,
+        on_epoch=on_epoch,
+        fingerprint=setup.fingerprint,
+        progress=False,
+    )

@@ -1,0 +1,469 @@
+"""The `train` stage: preset + tuned params -> one MLflow parent run, a child run per fold.
+
+Outputs under `train.out` (models/):
+- `model.pt`: best weights of the model fold (train.model_fold, default the first trained fold)
+  + resolved params + classes + input dims + normalisation stats (weights_only-loadable)
+- `folds/fold-K.pt`: the same for every trained fold (the evaluate stage tests each)
+- `checkpoints/fold-K/last.pt`: resume state; `checkpoints/mlflow.json`: run ids to reopen
+- `train_summary.json`: per-fold best validation metrics, mean/std, MLflow ids
+- `plots/curves.csv` + `curves.png` (model fold; PNG shows all folds), `plots/fold-K/...`
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from aver.config import Params, flatten
+from aver.errors import ConfigError
+from aver.features.cache import FeatureCache
+from aver.features.loader import make_loader
+from aver.io.atomic import write_csv, write_json
+from aver.models import build_model
+from aver.tracking import registry, runs
+from aver.training import checkpoints, plots
+from aver.training.loop import (
+    FitResult,
+    config_fingerprint,
+    fit,
+    predict,
+    resolve_device,
+    seed_everything,
+)
+from aver.training.metrics import (
+    aggregate_folds,
+    class_report,
+    classification_metrics,
+    confusion_matrix,
+)
+from aver.training.presets import resolve_params
+
+log = logging.getLogger(__name__)
+SUMMARY = "train_summary.json"
+META_KEYS = (
+    "dataset",
+    "classes",
+    "protocol",
+    "leaky",
+    "n_folds",
+    "window_s",
+    "crop",
+    "audio",
+    "video",
+    "config",
+)
+
+
+@dataclass
+class FoldSetup:
+    fold: int
+    model: nn.Module
+    train_loader: Any
+    val_loader: Any
+    classes: list[str]
+    dims: dict[str, int]
+    fingerprint: str  # identifies the data (joins the checkpoint's config hash)
+    stats: dict[str, Any]
+
+
+@dataclass
+class FoldOutcome:
+    fold: int
+    fit: FitResult
+    val: dict[str, float]
+    run_id: str
+    model_file: Path
+    example: dict[str, np.ndarray] = field(default_factory=dict)
+    example_probs: np.ndarray | None = None
+
+
+def cache_dims(cache: FeatureCache) -> dict[str, int]:
+    """Model input sizes from the cache's array shapes: audio (Ta, F), video (Tv, S, S, 3)."""
+    return {
+        "audio_dim": int(cache.shapes["audio"][0][-1]),
+        "face_size": int(cache.shapes["video"][0][1]),
+    }
+
+
+def resolve_folds(spec: Any, n_folds: int, source: str = "train.folds") -> list[int]:
+    """`all` -> every fold; a list is checked against the cache's fold count."""
+    folds = list(range(n_folds)) if spec == "all" else sorted(set(int(f) for f in spec))
+    bad = [f for f in folds if not 0 <= f < n_folds]
+    if not folds or bad:
+        raise ConfigError(
+            f"{source}: folds {bad or folds} not in 0..{n_folds - 1}",
+            fix=f"use `all` or fold numbers below {n_folds}",
+        )
+    return folds
+
+
+def prepare_fold(
+    params: Params,
+    cache: FeatureCache | str | Path,
+    fold: int,
+    *,
+    num_workers: int | None = None,
+) -> FoldSetup:
+    """Seeded model + train/val loaders of one fold (shared by the train stage and Ray Tune)."""
+    if not isinstance(cache, FeatureCache):
+        cache = FeatureCache(cache)
+    cfg = params.train
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    workers = cfg.num_workers if num_workers is None else num_workers
+    pin = resolve_device(cfg.device).type == "cuda"
+    train_loader = make_loader(
+        cache,
+        fold,
+        "train",
+        cfg.batch_size,
+        train=True,
+        seed=cfg.seed,
+        num_workers=workers,
+        augment=cfg.augment,
+        pin_memory=pin,
+    )
+    val_loader = make_loader(
+        cache, fold, "val", cfg.batch_size, train=False, num_workers=workers, pin_memory=pin
+    )
+    dims = cache_dims(cache)
+    model = build_model(cfg.model, n_classes=len(cache.classes), **dims)
+    fp = runs.data_fingerprint(cache.path)["data_fingerprint"]
+    return FoldSetup(
+        fold=fold,
+        model=model,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        classes=list(cache.classes),
+        dims=dims,
+        fingerprint=f"{fp}:fold{fold}",
+        stats=cache.fold_stats(fold).to_dict(),
+    )
+
+
+def run(params: Params) -> dict[str, Any]:
+    """Train the configured folds; write models/, log to MLflow, register the model."""
+    resolved, applied = resolve_params(params)
+    cfg = resolved.train
+    cache = FeatureCache(resolved.cache.out)
+    folds = resolve_folds(cfg.folds, cache.n_folds)
+    model_fold = folds[0] if cfg.model_fold is None else cfg.model_fold
+    if model_fold not in folds:
+        raise ConfigError(
+            f"train.model_fold {model_fold} is not among train.folds {folds}",
+            fix="add it to train.folds or leave train.model_fold null",
+        )
+    out = Path(cfg.out)
+    dataset = resolved.data.dataset
+    fp = runs.data_fingerprint(cache.path)
+    commit, dirty = runs.git_commit()
+    tags = {
+        "aver.stage": "train",
+        "dataset": dataset,
+        "protocol": cache.protocol,
+        "leaky": str(cache.leaky),
+        "git_commit": commit,
+        "git_dirty": str(dirty),
+        **fp,
+    }
+    if cfg.preset not in (None, "none"):
+        tags["preset"] = str(cfg.preset)
+    flat = flatten(resolved)
+    config_doc = {"params": resolved.model_dump(mode="json"), "applied_overrides": applied}
+    exp_id = runs.setup(resolved.tracking, dataset)
+    session_path = out / "checkpoints" / "mlflow.json"
+    session_key = config_fingerprint(cfg, fp["data_fingerprint"])
+    session = _read_session(session_path, session_key)
+    log.info(
+        "training %s folds %s (model fold %d) on %s; MLflow %s, experiment %s",
+        cfg.model.name,
+        folds,
+        model_fold,
+        resolve_device(cfg.device),
+        runs.tracking_uri(resolved.tracking),
+        runs.experiment_name(resolved.tracking, dataset),
+    )
+
+    outcomes: dict[int, FoldOutcome] = {}
+    with runs.start(
+        exp_id, run_name=f"train-{cfg.model.name}", run_id=session.get("parent"), tags=tags
+    ) as parent:
+        parent_id = parent.info.run_id
+        session["parent"] = parent_id
+        write_json(session_path, session)
+        runs.log_params(flat)
+        runs.log_yaml(config_doc, "config/resolved_params.yaml")
+        for fold in folds:
+            outcomes[fold] = _train_fold(
+                resolved,
+                cache,
+                fold,
+                exp_id,
+                parent_id,
+                tags,
+                flat,
+                config_doc,
+                session,
+                session_path,
+                keep_example=fold == model_fold,
+            )
+        per_fold = {k: o.val for k, o in outcomes.items()}
+        agg = aggregate_folds(list(per_fold.values()))
+        mlflow.log_metrics({f"{k}_mean": v["mean"] for k, v in agg.items()})
+        mlflow.log_metrics({f"{k}_std": v["std"] for k, v in agg.items()})
+        chosen = outcomes[model_fold]
+        _copy_model(chosen.model_file, out / "model.pt")
+        plot_dir = out / "plots"
+        _write_curves(chosen.fit.history, plot_dir / "curves.csv")
+        plots.curves_png(
+            {f"fold {k}": o.fit.history for k, o in outcomes.items()},
+            plot_dir / "curves.png",
+            title=f"{dataset} {cfg.model.name}",
+        )
+        mlflow.log_artifact(str(plot_dir / "curves.png"), "plots")
+        mlflow.log_artifact(str(plot_dir / "curves.csv"), "plots")
+        summary = {
+            "dataset": dataset,
+            "protocol": cache.protocol,
+            "leaky": cache.leaky,
+            "n_folds": cache.n_folds,
+            "folds_trained": folds,
+            "model_fold": model_fold,
+            "model": cfg.model.name,
+            "folds": {
+                str(k): {
+                    **o.val,
+                    "run_id": o.run_id,
+                    "best_epoch": o.fit.best_epoch,
+                    "epochs_done": o.fit.epochs_done,
+                    "stopped_early": o.fit.stopped_early,
+                    "resumed_from_epoch": o.fit.start_epoch,
+                }
+                for k, o in outcomes.items()
+            },
+            "val": agg,
+            "data": fp,
+            "git_commit": commit,
+            "applied_overrides": applied,
+            "mlflow": {
+                "tracking_uri": runs.tracking_uri(resolved.tracking),
+                "experiment": runs.experiment_name(resolved.tracking, dataset),
+                "experiment_id": exp_id,
+                "parent_run_id": parent_id,
+                "fold_run_ids": {str(k): o.run_id for k, o in outcomes.items()},
+            },
+        }
+        summary["mlflow"].update(
+            _log_and_register(resolved, dataset, chosen, out / "model.pt", cache)
+        )
+        write_json(out / SUMMARY, summary)
+        mlflow.log_artifact(str(out / SUMMARY))
+        write_json(session_path, {**session, "finished": True})
+    log.info(
+        "val UAR %s", ", ".join(f"fold {k}: {o.val['val_uar']:.4f}" for k, o in outcomes.items())
+    )
+    return summary
+
+
+def _train_fold(
+    params: Params,
+    cache: FeatureCache,
+    fold: int,
+    exp_id: str,
+    parent_id: str,
+    tags: dict[str, str],
+    flat: dict[str, Any],
+    config_doc: dict[str, Any],
+    session: dict[str, Any],
+    session_path: Path,
+    *,
+    keep_example: bool,
+) -> FoldOutcome:
+    cfg = params.train
+    out = Path(cfg.out)
+    setup = prepare_fold(params, cache, fold)
+    device = resolve_device(cfg.device)
+    fold_runs = session.setdefault("folds", {})
+    with runs.start(
+        exp_id,
+        run_name=f"fold-{fold}",
+        run_id=fold_runs.get(str(fold)),
+        parent_run_id=parent_id,
+        tags={**tags, "fold": str(fold)},
+    ) as child:
+        run_id = child.info.run_id
+        fold_runs[str(fold)] = run_id
+        write_json(session_path, session)
+        runs.log_params({**flat, "fold": fold})
+        runs.log_yaml(config_doc, "config/resolved_params.yaml")
+        t0 = time.perf_counter()
+        res = fit(
+            setup.model,
+            setup.train_loader,
+            setup.val_loader,
+            cfg,
+            n_classes=len(setup.classes),
+            checkpoint_dir=out / "checkpoints" / f"fold-{fold}",
+            on_epoch=lambda epoch, m: runs.log_epoch(m, epoch),
+            fingerprint=setup.fingerprint,
+            device=device,
+        )
+        if res.start_epoch:  # resumed: log epochs a previous run may not have recorded
+            have = runs.logged_steps(run_id, "val_uar")
+            for h in res.history[: res.start_epoch]:
+                if int(h["epoch"]) not in have:
+                    runs.log_epoch(h, int(h["epoch"]))
+        setup.model.load_state_dict(res.best_state)
+        pred = predict(
+            setup.model, setup.val_loader, device, amp=cfg.amp, label_smoothing=cfg.label_smoothing
+        )
+        cm = confusion_matrix(pred.y_true, pred.y_pred, len(setup.classes))
+        m = classification_metrics(pred.y_true, pred.y_pred, len(setup.classes))
+        val = {
+            "val_accuracy": m["accuracy"],
+            "val_uar": m["uar"],
+            "val_macro_f1": m["macro_f1"],
+            "val_loss": pred.loss,
+        }
+        mlflow.log_metrics({f"best_{k}": v for k, v in val.items() if np.isfinite(v)})
+        mlflow.log_metrics(
+            {
+                "best_epoch": res.best_epoch,
+                "epochs_done": res.epochs_done,
+                "train_time_s": time.perf_counter() - t0,
+            }
+        )
+        fold_dir = out / "plots" / f"fold-{fold}"
+        plots.confusion_png(
+            cm,
+            setup.classes,
+            fold_dir / "confusion_val.png",
+            title=f"fold {fold} validation (best epoch {res.best_epoch})",
+        )
+        plots.curves_png({f"fold {fold}": res.history}, fold_dir / "curves.png")
+        _write_curves(res.history, fold_dir / "curves.csv")
+        write_csv(fold_dir / "per_class_val.csv", pd.DataFrame(class_report(cm, setup.classes)))
+        mlflow.log_artifacts(str(fold_dir), "plots")
+        model_file = out / "folds" / f"fold-{fold}.pt"
+        info = {
+            "fold": fold,
+            "best_epoch": res.best_epoch,
+            **val,
+            "stats": setup.stats,
+            "cache_meta": {k: cache.meta[k] for k in META_KEYS if k in cache.meta},
+            "protocol": cache.protocol,
+            "leaky": cache.leaky,
+            "mlflow_run_id": run_id,
+            "mlflow_parent_run_id": parent_id,
+            "data_fingerprint": tags.get("data_fingerprint", ""),
+            "git_commit": tags.get("git_commit", ""),
+        }
+        checkpoints.save_model_file(
+            model_file,
+            res.best_state,
+            params=params.model_dump(mode="json"),
+            classes=setup.classes,
+            dims=setup.dims,
+            info=info,
+        )
+        outcome = FoldOutcome(fold=fold, fit=res, val=val, run_id=run_id, model_file=model_file)
+        if keep_example:
+            from aver.tracking.pyfunc import input_example
+
+            setup.model.eval()
+            batch = next(iter(setup.val_loader))
+            outcome.example = input_example(batch)
+            with torch.no_grad():
+                ex = {k: torch.as_tensor(v).to(device) for k, v in outcome.example.items()}
+                outcome.example_probs = torch.softmax(setup.model(ex).logits.float(), -1).cpu()
+                outcome.example_probs = outcome.example_probs.numpy()
+    return outcome
+
+
+def _log_and_register(
+    params: Params, dataset: str, chosen: FoldOutcome, model_file: Path, cache: FeatureCache
+) -> dict[str, Any]:
+    """Log model.pt as a pyfunc in the active (parent) run; register; maybe move the alias."""
+    tcfg = params.tracking
+    if not tcfg.log_model:
+        return {}
+    from aver.tracking.pyfunc import log_pyfunc
+
+    assert chosen.example_probs is not None
+    val_uar = chosen.val["val_uar"]
+    version_tags = {
+        "val_uar": f"{val_uar:.6f}",
+        "fold": chosen.fold,
+        "dataset": dataset,
+        "protocol": cache.protocol,
+        "leaky": str(cache.leaky),
+        "fold_run_id": chosen.run_id,
+        "model": params.train.model.name,
+    }
+    info = log_pyfunc(model_file, chosen.example, chosen.example_probs, tags=version_tags)
+    result: dict[str, Any] = {"model_uri": info.model_uri}
+    if tcfg.register_model:
+        name = runs.experiment_name(tcfg, dataset)
+        mv = registry.register(info.model_uri, name, version_tags)
+        reg = registry.promote_if_better(name, str(mv.version), tcfg.champion_alias)
+        mlflow.set_tags(
+            {
+                "registered_model": name,
+                "registered_version": str(mv.version),
+                tcfg.champion_alias: str(reg.champion),
+            }
+        )
+        result.update(
+            {
+                "registered_model": name,
+                "version": str(mv.version),
+                "alias": tcfg.champion_alias,
+                "champion": reg.champion,
+                "previous_champion": reg.previous_champion,
+            }
+        )
+    return result
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    checkpoints.save(dst, checkpoints.load_model_file(src))
+
+
+def _write_curves(history: list[dict[str, float]], target: Path) -> None:
+    cols = [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "train_accuracy",
+        "val_accuracy",
+        "train_uar",
+        "val_uar",
+        "val_macro_f1",
+        "lr",
+    ]
+    frame = pd.DataFrame(history)
+    frame = frame[[c for c in cols if c in frame.columns]]
+    frame["epoch"] = frame["epoch"].astype(int)
+    write_csv(target, frame)
+
+
+def _read_session(path: Path, key: str) -> dict[str, Any]:
+    """MLflow run ids of an interrupted train run with the same configuration, if any."""
+    import json
+
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("key") == key and not data.get("finished"):
+                return data
+        except ValueError:
+            pass
+    return {"key": key, "folds": {}}

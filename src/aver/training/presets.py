@@ -1,0 +1,126 @@
+"""Named training presets and how they combine with params.yaml and tuned values.
+
+Precedence, lowest to highest:
+  1. TrainConfig defaults (aver.config)
+  2. the preset named by `train.preset`
+  3. keys written in params.yaml under `train:` (explicitly set, even to the default value)
+  4. tuned values from `train.tuned_params` (reports/tune/best_params.yaml) when `train.use_tuned`
+
+So a preset fills only the train keys that params.yaml leaves out: to use `avtca_paper` as is,
+delete (or comment out) the keys it sets from params.yaml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aver.config import Params, TrainConfig, with_overrides
+from aver.errors import ConfigError
+
+# Keys are relative to `train` (dotted for the nested model section).
+PRESETS: dict[str, dict[str, Any]] = {
+    # AVT-CA paper, Sec. IV: Adam, lr 0.01, weight decay 0.001, batch 8, 128 epochs; no schedule,
+    # clipping, smoothing or early stopping is reported, so none is used.
+    "avtca_paper": {
+        "optimizer": "adam",
+        "lr": 0.01,
+        "weight_decay": 0.001,
+        "batch_size": 8,
+        "epochs": 128,
+        "schedule": "none",
+        "warmup_epochs": 0,
+        "label_smoothing": 0.0,
+        "grad_clip": None,
+        "early_stop_patience": None,
+        "model.name": "avtca",
+        "model.variant": "full",
+    },
+    # A minute on a laptop CPU: a small MSAN for smoke runs and the demo dataset.
+    "demo_fast": {
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 1e-2,
+        "batch_size": 8,
+        "epochs": 4,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "early_stop_patience": None,
+        "model.name": "msan",
+        "model.d_model": 32,
+        "model.heads": 2,
+        "model.layers": 1,
+    },
+}
+
+
+def preset_values(train: TrainConfig) -> dict[str, Any]:
+    """The preset's values for keys params.yaml does not set (dotted, relative to train)."""
+    name = train.preset
+    if name in (None, "none"):
+        return {}
+    if name not in PRESETS:
+        raise ConfigError(f"train.preset: unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    out = {}
+    for key, value in PRESETS[name].items():
+        if not _explicit(train, key):
+            out[key] = value
+    return out
+
+
+def apply_preset(params: Params) -> Params:
+    """Params with the preset filled in. Call on params as loaded from YAML (before any
+    re-validation such as `with_overrides`, which marks every key as explicitly set)."""
+    values = preset_values(params.train)
+    if not values:
+        return params
+    return with_overrides(params, {f"train.{k}": v for k, v in values.items()}, "train.preset")
+
+
+def load_tuned(path: str | Path) -> dict[str, Any]:
+    """Dotted overrides from a tune stage's best_params.yaml (e.g. {"train.lr": 3e-4})."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            "train.use_tuned is true but the tuned parameters file does not exist",
+            path=path,
+            fix="run the tune stage first (dvc repro tune), or set train.use_tuned: false",
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML: {err}", path=path) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping of dotted keys to values", path=path)
+    bad = [k for k in raw if not str(k).startswith("train.")]
+    if bad:
+        raise ConfigError(
+            f"only train.* keys can be tuned, found {bad}",
+            path=path,
+            fix="rerun the tune stage, or remove those keys",
+        )
+    return {str(k): v for k, v in raw.items()}
+
+
+def resolve_params(params: Params, root: str | Path = ".") -> tuple[Params, dict[str, Any]]:
+    """Apply the preset, then tuned values; return the resolved params and what was applied."""
+    applied: dict[str, Any] = {f"preset.{k}": v for k, v in preset_values(params.train).items()}
+    resolved = apply_preset(params)
+    if params.train.use_tuned:
+        path = Path(root) / params.train.tuned_params
+        tuned = load_tuned(path)
+        resolved = with_overrides(resolved, tuned, str(path))
+        applied.update({f"tuned.{k}": v for k, v in tuned.items()})
+    return resolved, applied
+
+
+def _explicit(train: TrainConfig, dotted: str) -> bool:
+    node: Any = train
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if part not in node.model_fields_set:
+            return False
+        node = getattr(node, part)
+    return parts[-1] in node.model_fields_set

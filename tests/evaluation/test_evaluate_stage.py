@@ -1,0 +1,63 @@
+"""The evaluate stage on a real trained model: files agree with each other and with the model."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aver.errors import DataError
+from aver.evaluation.pipeline import run as evaluate
+from aver.features.cache import FeatureCache
+from aver.features.loader import make_loader
+from aver.training.checkpoints import load_trained_model
+from aver.training.loop import predict
+from aver.training.pipeline import run as train
+from tests.tracking.conftest import tiny_params
+
+
+def test_evaluate_writes_consistent_reports(embedded_store, tiny_cache, tmp_path, caplog):
+    params = tiny_params(
+        tiny_cache, tmp_path, prefix="evalstage", epochs=1, folds=[1], batch_size=8
+    )
+    params = params.model_copy(
+        update={"tracking": params.tracking.model_copy(update={"log_model": False})}
+    )
+    train(params)
+    doc = evaluate(params)
+    reports = tmp_path / "reports"
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(doc))
+    assert metrics["fold"] == 1 and metrics["folds_evaluated"] == [1]
+    assert metrics["protocol"] == "speaker_kfold" and metrics["leaky"] is False
+    cache = FeatureCache(tiny_cache)
+    pairs = pd.read_csv(reports / "confusion.csv")
+    assert sorted(pairs["clip_id"]) == cache.split_ids(1, "test")  # each test clip once
+    assert metrics["accuracy"] == pytest.approx((pairs["actual"] == pairs["predicted"]).mean())
+    per_class = pd.read_csv(reports / "per_class.csv")
+    assert per_class["support"].sum() == len(pairs) == metrics["n_test"]
+    for row in per_class.itertuples():
+        assert metrics["per_class_recall"][row[1]] == pytest.approx(row.recall)
+    assert (reports / "confusion.png").stat().st_size > 1000
+    # the numbers are the model's: predict the test split directly
+    trained = load_trained_model(tmp_path / "models" / "model.pt")
+    p = predict(trained.model, make_loader(cache, 1, "test", 8, train=False))
+    assert metrics["accuracy"] == pytest.approx(float(np.mean(p.y_true == p.y_pred)))
+    # a summary pointing at a run the store does not have: reports still written, a warning
+    summary_path = tmp_path / "models" / "train_summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["mlflow"]["parent_run_id"] = "f" * 32
+    summary_path.write_text(json.dumps(summary))
+    with caplog.at_level(logging.WARNING):
+        evaluate(params)
+    assert "could not log evaluation" in caplog.text
+
+
+def test_missing_training_output_is_actionable(tmp_path):
+    params = tiny_params(tmp_path, tmp_path)
+    with pytest.raises(DataError, match="dvc repro train") as err:
+        evaluate(params)
+    assert "train_summary.json" in str(err.value)

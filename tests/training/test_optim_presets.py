@@ -1,0 +1,91 @@
+"""Schedules, optimizers, presets and tuned-parameter precedence."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from aver.config import TrainConfig, parse_params
+from aver.errors import ConfigError
+from aver.training.optim import Schedule, build_optimizer
+from aver.training.presets import PRESETS, resolve_params
+
+
+def _sched(steps: int = 4, **kw) -> Schedule:
+    cfg = TrainConfig(**{"lr": 0.1, "epochs": 10, **kw})
+    opt = build_optimizer(torch.nn.Linear(2, 2), cfg)
+    return Schedule(opt, cfg, steps)
+
+
+def test_linear_warmup_then_cosine():
+    s = _sched(warmup_epochs=2, schedule="cosine")
+    # 2 warm-up epochs of 4 steps: lr * (k+1)/9 for k = 0..7
+    assert [s.lr_at(e, i) for e in (0, 1) for i in range(4)] == pytest.approx(
+        [0.1 * (k + 1) / 9 for k in range(8)]
+    )
+    assert s.lr_at(2, 0) == pytest.approx(0.1)  # cosine starts at the base lr
+    assert s.lr_at(6, 0) == pytest.approx(0.05)  # half-way through the 8 cosine epochs
+    assert s.lr_at(9, 3) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 7.75 / 8)))
+    assert s.step(6, 0) == pytest.approx(0.05)
+    assert s.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_step_and_plateau_schedules():
+    s = _sched(warmup_epochs=0, schedule="step", step_size=3, gamma=0.5)
+    assert [s.lr_at(e) for e in range(7)] == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025])
+    p = _sched(warmup_epochs=0, schedule="plateau", plateau_patience=2, gamma=0.1)
+    for epoch, uar in enumerate([0.5, 0.6, 0.6, 0.55]):  # two epochs without gain -> x0.1
+        p.end_epoch(epoch, uar)
+    assert p.lr_at(4) == pytest.approx(0.01)
+    q = _sched(warmup_epochs=0, schedule="plateau")
+    q.load_state_dict(p.state_dict())
+    assert q.lr_at(0) == pytest.approx(0.01)
+
+
+def test_optimizers():
+    m = torch.nn.Linear(2, 2)
+    assert isinstance(build_optimizer(m, TrainConfig(optimizer="adam")), torch.optim.Adam)
+    assert isinstance(build_optimizer(m, TrainConfig(optimizer="adamw")), torch.optim.AdamW)
+    sgd = build_optimizer(m, TrainConfig(optimizer="sgd", momentum=0.8))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.8
+
+
+def test_preset_fills_only_keys_missing_from_params_yaml():
+    params = parse_params(
+        {"train": {"preset": "avtca_paper", "epochs": 5, "model": {"variant": "ct4"}}}
+    )
+    resolved, applied = resolve_params(params)
+    t = resolved.train
+    assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("adam", 0.01, 0.001, 8)
+    assert t.epochs == 5  # explicit beats preset
+    assert t.model.name == "avtca" and t.model.variant == "ct4"
+    assert applied["preset.lr"] == 0.01 and "preset.epochs" not in applied
+    # no preset: nothing changes
+    plain, applied = resolve_params(parse_params({"train": {"lr": 0.5}}))
+    assert plain.train.lr == 0.5 and applied == {}
+    assert set(PRESETS) == {"avtca_paper", "demo_fast"}
+
+
+def test_tuned_params_override_preset_and_yaml(tmp_path):
+    (tmp_path / "reports/tune").mkdir(parents=True)
+    (tmp_path / "reports/tune/best_params.yaml").write_text(
+        "train.lr: 0.0003\ntrain.model.d_model: 32\n"
+    )
+    params = parse_params({"train": {"preset": "demo_fast", "lr": 0.5, "use_tuned": True}})
+    resolved, applied = resolve_params(params, tmp_path)
+    assert resolved.train.lr == 0.0003 and resolved.train.model.d_model == 32
+    assert resolved.train.epochs == PRESETS["demo_fast"]["epochs"]
+    assert applied["tuned.train.lr"] == 0.0003
+
+
+def test_missing_tuned_file_names_the_file(tmp_path):
+    params = parse_params({"train": {"use_tuned": True}})
+    with pytest.raises(ConfigError, match=r"best_params\.yaml") as err:
+        resolve_params(params, tmp_path)
+    assert "dvc repro tune" in str(err.value)
+    (tmp_path / "bad.yaml").write_text("train.nope: 1\n")
+    params = parse_params({"train": {"use_tuned": True, "tuned_params": "bad.yaml"}})
+    with pytest.raises(ConfigError, match=r"train\.nope"):
+        resolve_params(params, tmp_path)
