@@ -52,16 +52,17 @@ def test_optimizers():
     assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.8
 
 
-def test_preset_fills_only_keys_missing_from_params_yaml():
+def test_preset_sets_its_keys_and_leaves_the_rest():
     params = parse_params(
         {"train": {"preset": "avtca_paper", "epochs": 5, "model": {"variant": "ct4"}}}
     )
     resolved, applied = resolve_params(params)
     t = resolved.train
     assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("adam", 0.01, 0.001, 8)
-    assert t.epochs == 5  # explicit beats preset
-    assert t.model.name == "avtca" and t.model.variant == "ct4"
-    assert applied["preset.lr"] == 0.01 and "preset.epochs" not in applied
+    assert t.epochs == 128  # the preset wins over params.yaml for the keys it lists
+    assert t.model.name == "avtca" and t.model.variant == "full"
+    assert t.seed == parse_params({}).train.seed  # keys it does not list are untouched
+    assert applied["preset.lr"] == 0.01 and applied["preset.epochs"] == 128
     # no preset: nothing changes
     plain, applied = resolve_params(parse_params({"train": {"lr": 0.5}}))
     assert plain.train.lr == 0.5 and applied == {}

@@ -57,16 +57,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_values(train: TrainConfig) -> dict[str, Any]:
-    """The preset's values for keys params.yaml does not set (dotted, relative to train)."""
+    """The preset's values (dotted keys relative to train); empty without a preset."""
     name = train.preset
     if name in (None, "none"):
         return {}
     if name not in PRESETS:
         raise ConfigError(f"train.preset: unknown preset {name!r}; valid: {', '.join(PRESETS)}")
-    out = {}
-    for key, value in PRESETS[name].items():
-        if not _explicit(train, key):
-            out[key] = value
+    out = dict(PRESETS[name])
     return out
 
 
@@ -114,13 +111,3 @@ def resolve_params(params: Params, root: str | Path = ".") -> tuple[Params, dict
         resolved = with_overrides(resolved, tuned, str(path))
         applied.update({f"tuned.{k}": v for k, v in tuned.items()})
     return resolved, applied
-
-
-def _explicit(train: TrainConfig, dotted: str) -> bool:
-    node: Any = train
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        if part not in node.model_fields_set:
-            return False
-        node = getattr(node, part)
-    return parts[-1] in node.model_fields_set
