@@ -78,7 +78,9 @@ def ray_init(*, num_cpus: int | None = None, runtime_env: dict | None = None) ->
         kwargs["num_cpus"] = num_cpus
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
-    ray.init(address=address, **kwargs)
+    # "local" starts a fresh instance: never join a cluster nobody asked for (a stale
+    # /tmp/ray/ray_current_cluster would otherwise be tried).
+    ray.init(address=address or "local", **kwargs)
 
 
 def _ray_map(fn, items, bar, num_cpus):

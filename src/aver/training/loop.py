@@ -189,9 +189,6 @@ def set_loader_epoch(loader: Any, seed: int, epoch: int) -> None:
         if hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
             return
-        if isinstance(getattr(obj, "epoch", None), int):  # aver.features.loader.EpochSampler
-            obj.epoch = epoch
-            return
     gen = getattr(loader, "generator", None)
     if isinstance(gen, torch.Generator):
         gen.manual_seed(seed * 1_000_003 + epoch)
