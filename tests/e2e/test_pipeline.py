@@ -71,8 +71,12 @@ def test_pipeline_outputs_metrics_and_tracking(demo_pipeline):
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlruns.db'}")
     exp = client.get_experiment_by_name("aver-demo")
     runs = client.search_runs([exp.experiment_id])
-    train_runs = [r for r in runs if r.data.tags.get("aver.stage") == "train"]
-    assert train_runs, [r.data.tags for r in runs]
+    train_runs = [
+        r
+        for r in runs
+        if r.data.tags.get("aver.stage") == "train" and "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert len(train_runs) == 1, [r.data.tags for r in runs]
     parent = train_runs[0]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert children, "fold runs are not nested under the train run"

@@ -1,0 +1,347 @@
+"""`aver predict`: pure parts (windows, formatting, plot, errors) and end-to-end on the demo.
+
+The e2e tests run `python -m aver.cli predict` in the `demo_pipeline` repo (the whole pipeline
+ran there) on demo clips of the model fold's test speakers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aver.config import CacheConfig
+from aver.errors import DataError
+from aver.features import clip_features
+from aver.features.audio import AudioSpec, audio_features
+from aver.predict import (
+    Prediction,
+    format_table,
+    is_model_uri,
+    main,
+    one_line,
+    shift_faces,
+    window_arrays,
+    window_starts,
+)
+from aver.predict_plot import timeline_png, timeline_steps
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ---- pure parts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("duration", "window", "expected"),
+    [
+        (1.6, 1.6, [0.0]),  # the demo: one window
+        (1.0, 2.0, [0.0]),  # shorter than the window: one padded window
+        (5.0, 2.0, [0.0, 1.0, 2.0, 3.0]),
+        (5.5, 2.0, [0.0, 1.0, 2.0, 3.0, 3.5]),  # the last window ends at the clip's end
+        (2.05, 2.0, [0.0, 0.05]),
+    ],
+)
+def test_window_starts(duration, window, expected):
+    starts = window_starts(duration, window)
+    np.testing.assert_allclose(starts, expected, atol=1e-9)
+    assert np.all(starts + window <= max(duration, window) + 1e-9)
+
+
+def _synthetic_clip(duration: float = 5.0, sr: int = 16000, fps: float = 25.0):
+    """Noise whose loudness steps up every second; face frames whose pixels hold their index."""
+    rng = np.random.default_rng(0)
+    t = np.arange(round(duration * sr)) / sr
+    wave = (rng.standard_normal(len(t)) * 0.05 * (1 + np.floor(t))).astype(np.float32)
+    n = round(duration * fps)
+    frames = np.zeros((n, 16, 16, 3), np.uint8)
+    frames[...] = (np.arange(n) % 256)[:, None, None, None]
+    times = ((np.arange(n) + 0.5) / fps).astype(np.float32)
+    return wave, sr, {"frames": frames, "times": times}
+
+
+def test_window_arrays_cut_both_modalities_at_the_start():
+    wave, sr, faces = _synthetic_clip()
+    cfg = CacheConfig(window_s=2.0, video_fps=5.0, face_size=16, n_mels=32)
+    arrays = window_arrays(wave, sr, faces, 2.0, cfg, sr)
+
+    # audio: the same features as the 2 s of samples from t = 2 s, timestamps on the video axis
+    spec = AudioSpec.from_config(cfg, sr)
+    direct = audio_features(wave[2 * sr : 4 * sr], spec)
+    np.testing.assert_allclose(arrays["audio"], direct, rtol=1e-5, atol=1e-5)
+    assert arrays["audio_mask"].all()
+    np.testing.assert_allclose(arrays["audio_times"], spec.frame_times(len(direct), 2.0), atol=1e-5)
+
+    # video: 10 frames at 5 fps from t = 2 s; each the aligned frame nearest its grid time
+    vt = arrays["video_times"]
+    assert arrays["video_mask"].all() and len(vt) == 10
+    assert vt.min() >= 2.0 and vt.max() < 4.0
+    frame_index = arrays["video"][:, 0, 0, 0].astype(int)
+    np.testing.assert_array_equal(frame_index, np.round(vt * 25 - 0.5).astype(int))
+    np.testing.assert_allclose(vt, 2.0 + (np.arange(10) + 0.5) / 5.0, atol=0.021)
+
+
+def test_window_arrays_pad_past_the_end():
+    wave, sr, faces = _synthetic_clip(duration=3.0)
+    cfg = CacheConfig(window_s=2.0, video_fps=5.0, face_size=16, n_mels=32)
+    arrays = window_arrays(wave, sr, faces, 2.0, cfg, sr)  # only 1 s of the clip is left
+    assert 0.4 < arrays["audio_mask"].mean() < 0.6
+    assert arrays["video_mask"].sum() == 5
+    assert not arrays["video"][~arrays["video_mask"]].any()
+
+
+def test_window_at_zero_matches_the_cache_window():
+    """With the clip as long as the window, the timeline window is the cached one."""
+    wave, sr, faces = _synthetic_clip(duration=2.0)
+    cfg = CacheConfig(window_s=2.0, video_fps=5.0, face_size=16, n_mels=32, crop="center")
+    cached = clip_features(wave, faces, cfg, sample_rate=sr, target_rate=sr)
+    ours = window_arrays(wave, sr, faces, 0.0, cfg, sr)
+    for key, value in cached.items():
+        np.testing.assert_array_equal(ours[key], value, err_msg=key)
+
+
+def test_shift_faces_keeps_frames():
+    _, _, faces = _synthetic_clip(duration=1.0)
+    shifted = shift_faces(faces, 0.5)
+    assert shifted["frames"] is faces["frames"]
+    np.testing.assert_allclose(shifted["times"], faces["times"] - 0.5, atol=1e-6)
+
+
+def _prediction(**kw) -> Prediction:
+    base = dict(
+        video="clip.mp4",
+        classes=["neutral", "happy", "sad", "angry"],
+        probs=np.array([0.1, 0.2, 0.6, 0.1]),
+        detection_rate=0.96,
+        duration_s=1.6,
+        model="models/model.pt",
+    )
+    return Prediction(**{**base, **kw})
+
+
+def test_format_table_lists_top_class_first():
+    text = format_table(_prediction())
+    rows = [line.split() for line in text.splitlines()[2:-1]]
+    assert [r[0] for r in rows] == ["sad", "happy", "neutral", "angry"]
+    assert [float(r[1]) for r in rows] == [0.6, 0.2, 0.1, 0.1]
+    assert text.splitlines()[-1] == "prediction: sad"
+    assert "clip.mp4 (1.60 s, face in 96% of frames)" in text.splitlines()[0]
+
+
+def test_prediction_json():
+    pred = _prediction(timeline_times=np.array([0.8]), timeline_probs=np.array([[0, 1, 0, 0.0]]))
+    doc = json.loads(json.dumps(pred.to_json()))
+    assert doc["prediction"] == "sad"
+    assert doc["probabilities"] == {"neutral": 0.1, "happy": 0.2, "sad": 0.6, "angry": 0.1}
+    assert doc["timeline"] == [{"t": 0.8, "neutral": 0.0, "happy": 1.0, "sad": 0.0, "angry": 0.0}]
+    assert "timeline" not in _prediction().to_json()
+
+
+@pytest.mark.parametrize(
+    ("spec", "uri"),
+    [
+        ("models:/aver-demo@champion", True),
+        ("models:/aver-demo/3", True),
+        ("runs:/0123abcd/model", True),
+        ("models/model.pt", False),
+        ("/abs/model.pt", False),
+        ("C:\\models\\model.pt", False),
+    ],
+)
+def test_is_model_uri(spec, uri):
+    assert is_model_uri(spec) is uri
+
+
+def test_timeline_steps_and_png(tmp_path):
+    centres = np.array([1.0, 2.0, 3.0])
+    probs = np.eye(3)
+    x, y = timeline_steps(centres, probs, 4.0)
+    np.testing.assert_allclose(x, [0, 1.5, 1.5, 2.5, 2.5, 4.0])
+    np.testing.assert_array_equal(y.argmax(axis=1), [0, 0, 1, 1, 2, 2])
+    target = tmp_path / "plots" / "timeline.png"
+    timeline_png(centres, probs, ["a", "b", "c"], target, window_s=2.0, duration_s=4.0)
+    assert target.read_bytes()[:8] == PNG_MAGIC
+    assert [p.name for p in target.parent.iterdir()] == ["timeline.png"]  # no temp file left
+
+
+def test_one_line():
+    err = DataError("no face found", path="x.mp4", fix="use a video with a face")
+    assert one_line(err) == "x.mp4: no face found Fix: use a video with a face"
+
+
+def _args(video, **kw) -> argparse.Namespace:
+    base = dict(video=str(video), model=None, json=False, timeline=None, params="params.yaml")
+    return argparse.Namespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "empty"])
+def test_bad_input_fails_before_loading_a_model(tmp_path, capsys, kind):
+    video = tmp_path / "talk.mp4"
+    if kind == "text":
+        video.write_text("this is not a video\n" * 20)
+    elif kind == "empty":
+        video.write_bytes(b"")
+    with pytest.raises(SystemExit) as exc:
+        main(_args(video, model=str(tmp_path / "absent.pt")))  # never reached
+    assert exc.value.code == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    err = out.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aver predict: error: ")
+    assert str(video) in err[0] and "Fix:" in err[0]
+    assert {"missing": "file not found", "text": "not_media", "empty": "empty"}[kind] in err[0]
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    video = _tiny_video(tmp_path / "v.mp4")
+    with pytest.raises(SystemExit):
+        main(_args(video))
+    err = capsys.readouterr().err
+    assert "models/model.pt: model file not found" in err and "dvc repro" in err
+
+
+def test_video_without_sound_is_a_clear_error(tmp_path, capsys):
+    video = _tiny_video(tmp_path / "silent.mp4", audio=False)
+    with pytest.raises(SystemExit) as exc:
+        main(_args(video, model=str(tmp_path / "absent.pt")))
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert f"{video}: no_audio" in err and "sound track" in err
+
+
+def test_align_faces_without_a_face(tmp_path):
+    from aver.config import AlignConfig
+    from aver.predict import align_faces
+
+    video = _tiny_video(tmp_path / "pattern.mp4", audio=False)
+    with pytest.raises(DataError, match="no face found: a face was detected in 0% of 25"):
+        align_faces(video, AlignConfig(device="cpu"), Path("user.mp4"))
+
+
+def _tiny_video(path: Path, audio: bool = True) -> Path:
+    """A 1 s 64x64 test pattern (no face), H.264 (+ AAC), made with the real ffmpeg."""
+    from aver.media.ffmpeg import ffmpeg_exe
+
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=64x64:d=1:r=25"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=f=440:d=1", "-shortest", "-c:a", "aac"]
+    subprocess.run([*cmd, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+# ---- end to end on the pipeline's demo ------------------------------------------------------
+
+
+def _predict(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "aver.cli", "predict", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _test_clips(repo: Path) -> pd.DataFrame:
+    """Test-split clips of the model fold (speakers the model never saw), with their paths."""
+    import torch
+
+    info = torch.load(repo / "models" / "model.pt", weights_only=True)["info"]
+    fold = int(info["fold"])
+    index = pd.read_csv(repo / "data" / "features" / "index.csv", dtype=str)
+    raw = pd.read_csv(repo / "data" / "raw" / "index.csv", dtype=str)
+    test = index[index[f"split_{fold}"] == "test"].merge(raw[["clip_id", "path"]], on="clip_id")
+    assert len(test) >= 4
+    return test.sort_values("clip_id").reset_index(drop=True)
+
+
+@pytest.mark.e2e
+def test_predict_json_and_timeline(demo_pipeline, tmp_path):
+    repo, env = demo_pipeline
+    clip = _test_clips(repo).iloc[0]
+    video = repo / "data" / "raw" / clip["path"]
+    png = tmp_path / "timeline.png"
+    proc = _predict(repo, env, str(video), "--json", "--timeline", str(png))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # stdout holds only the JSON
+    classes = json.loads((repo / "data" / "raw" / "dataset.json").read_text())["classes"]
+    assert list(doc["probabilities"]) == classes
+    assert sum(doc["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert doc["prediction"] == max(doc["probabilities"], key=doc["probabilities"].get)
+    assert doc["video"] == str(video)
+    assert 0.5 <= doc["detection_rate"] <= 1.0
+    assert doc["duration_s"] == pytest.approx(1.6, abs=0.05)
+    assert doc["timeline"] and all(
+        sum(v for k, v in row.items() if k != "t") == pytest.approx(1.0, abs=1e-6)
+        for row in doc["timeline"]
+    )
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.e2e
+def test_predict_reproduces_the_pipeline_on_test_clips(demo_pipeline):
+    """In-process on strong-intensity clips of the test speakers: the probabilities equal the
+    model's on the cached features of the same clip (predict ran the same extract, align and
+    cache code with the model's settings), and the classes equal the evaluate stage's."""
+    from aver.features import FeatureCache
+    from aver.predict import class_probabilities, input_settings, load_model, predict_video
+
+    repo, _ = demo_pipeline
+    trained = load_model(str(repo / "models" / "model.pt"))
+    settings = input_settings(trained, repo / "params.yaml")
+    assert settings.notes == ()  # everything came from the model file
+    cache = FeatureCache(repo / "data" / "features")
+    evaluated = pd.read_csv(repo / "reports" / "confusion.csv", dtype=str).set_index("clip_id")
+    clips = _test_clips(repo)
+    strong = clips[clips["intensity"] == "strong"] if "intensity" in clips else clips
+    chosen = strong.groupby("label").head(2)  # every class, 8 clips on the demo
+    assert chosen["label"].nunique() == len(trained.classes)
+    for row in chosen.itertuples():
+        pred = predict_video(repo / "data" / "raw" / row.path, trained, settings)
+        cached = class_probabilities(trained, [cache.read(row.clip_id)], settings.stats)[0]
+        np.testing.assert_allclose(pred.probs, cached, atol=1e-4, err_msg=row.clip_id)
+        assert pred.probs.sum() == pytest.approx(1.0, abs=1e-9)
+        assert pred.label == evaluated.at[row.clip_id, "predicted"], row.clip_id
+        assert pred.detection_rate >= settings.align.min_detection_rate
+
+
+@pytest.mark.e2e
+def test_predict_table_from_the_registered_champion(demo_pipeline):
+    repo, env = demo_pipeline
+    clip = _test_clips(repo).iloc[0]
+    video = repo / "data" / "raw" / clip["path"]
+    proc = _predict(repo, env, str(video), "--model", "models:/aver-demo@champion")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    rows = [line.split() for line in lines[2:-1]]
+    probs = [float(r[1]) for r in rows]
+    assert probs == sorted(probs, reverse=True)
+    assert sum(probs) == pytest.approx(1.0, abs=0.01)
+    assert lines[-1] == f"prediction: {rows[0][0]}"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("missing", "file not found"), ("text", "not_media"), ("noface", "no face found")],
+)
+def test_predict_bad_input_exits_non_zero(demo_pipeline, tmp_path, kind, reason):
+    repo, env = demo_pipeline
+    video = tmp_path / "notes.mp4"
+    if kind == "text":
+        video.write_text("meeting notes, not a video\n")
+    elif kind == "noface":
+        _tiny_video(video)
+    proc = _predict(repo, env, str(video))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"aver predict: error: {video}: {reason}") and "Fix:" in last
