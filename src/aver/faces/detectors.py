@@ -26,7 +26,9 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(
-            np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32)
+            np.zeros((0, 4), np.float32),
+            np.zeros((0,), np.float32),
+            np.zeros((0, 5, 2), np.float32),
         )
 
     def __len__(self) -> int:

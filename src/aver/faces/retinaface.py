@@ -7,7 +7,6 @@ download into `align.weights_cache`; the ResNet backbone never fetches ImageNet 
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import warnings
 import zipfile
@@ -88,16 +87,11 @@ def _load_zipped(path: Path, first_error: Exception) -> object:
     ) from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def resolve_weights(cfg: AlignConfig, *, retries: int = 5, backoff_s: float = 1.0) -> Path:
+    """Local weights path: align.retinaface_weights, the cache, or a verified one-time download.
 
-
-def resolve_weights(cfg: AlignConfig) -> Path:
-    """Local weights path: align.retinaface_weights, the cache, or a verified one-time download."""
+    A file already in the cache that verifies is used without any request.
+    """
     cache = Path(cfg.weights_cache).expanduser()
     if cfg.retinaface_weights:
         path = Path(cfg.retinaface_weights).expanduser()
@@ -111,13 +105,13 @@ def resolve_weights(cfg: AlignConfig) -> Path:
         return path
     if cfg.retinaface_url:
         dest = cache / (Path(urlparse(cfg.retinaface_url).path).name or DEFAULT_NAME)
-        want = (cfg.retinaface_sha256 or "").lower()
-        if dest.is_file() and (not want or _sha256(dest) == want):
-            return dest
         from aver.io.http import download
 
         try:
-            download(cfg.retinaface_url, dest, sha256=cfg.retinaface_sha256)
+            download(
+                cfg.retinaface_url, dest, sha256=cfg.retinaface_sha256, retries=retries,
+                backoff_s=backoff_s,
+            )  # fmt: skip
         except (AverError, OSError) as err:
             raise DownloadError(
                 f"could not fetch RetinaFace weights from {cfg.retinaface_url} ({err})",

@@ -1,0 +1,292 @@
+"""Preprocessing benchmark (not a test): aver's extract+align against a naive reference.
+
+The reference is written the way the public AVT-CA code preprocesses video: decode every frame
+of the source with OpenCV, run MTCNN on one full-resolution frame at a time, take the first
+box, crop and resize. It keeps the same frames aver keeps (sampled at `align.sample_fps`), so
+both produce the same number of face crops. aver runs the real stages: `aver.media.pipeline.run`
+(ffmpeg -> 25 fps, <= 320 px) then `aver.faces.pipeline.run` (batched MTCNN on every 5th frame
+shrunk to 256 px, tracking, 5-point alignment, shards).
+
+Source clips are generated: real photos (Grace Hopper, the astronaut) moving over a noisy
+1280x720 30 fps background with a tone on the audio track, like a RAVDESS clip. Each method runs
+in its own process; peak memory is the largest summed PSS (proportional set size: shared pages
+split between the processes sharing them) of that process and its children.
+
+    .venv/bin/python bench/preprocess.py --clips 4 --seconds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REF_SIZE = 112
+
+
+# ----------------------------------------------------------------------------- source clips
+def _photos() -> list[np.ndarray]:
+    from matplotlib import cbook, image
+    from skimage import data
+
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        hopper = np.ascontiguousarray(image.imread(fh, format="jpg")[100:380, 140:390, :3])
+    return [hopper, np.ascontiguousarray(data.astronaut()[30:210, 150:300])]
+
+
+def write_source(
+    path: Path,
+    photo: np.ndarray,
+    seconds: float,
+    fps: int,
+    seed: int,
+    width: int = 1280,
+    height: int = 720,
+) -> None:
+    """An mp4 (H.264 + AAC) of `photo` drifting and zooming slightly over a noisy background."""
+    import av
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    base = np.linspace(50, 190, width, dtype=np.float32)[None, :, None]
+    base = np.broadcast_to(base, (height, width, 3))
+    noise = [rng.normal(0, 8, (height, width, 3)).astype(np.float32) for _ in range(4)]
+    n = round(seconds * fps)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"crf": "20", "preset": "veryfast"}
+        audio = out.add_stream("aac", rate=48000)
+        for t in range(n):
+            frame = np.clip(base + noise[t % 4], 0, 255).astype(np.uint8)
+            h = int(430 + 30 * np.sin(t / 20 + seed))
+            w = round(photo.shape[1] * h / photo.shape[0])
+            x = int(width / 2 - w / 2 + 200 * np.sin(t / 25 + seed))
+            y = int(height / 2 - h / 2 + 40 * np.cos(t / 30))
+            frame[y : y + h, x : x + w] = cv2.resize(photo, (w, h))
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        tone = 0.2 * np.sin(2 * np.pi * 220 * np.arange(int(48000 * seconds)) / 48000)
+        tone = tone.astype(np.float32)[None, :]
+        for start in range(0, tone.shape[1], 1024):
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp", layout="mono"
+            )
+            chunk.sample_rate, chunk.pts = 48000, start
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+
+
+def make_dataset(root: Path, clips: int, seconds: float, fps: int) -> None:
+    import pandas as pd
+
+    raw = root / "raw"
+    (raw / "media").mkdir(parents=True, exist_ok=True)
+    photos = _photos()
+    rows = []
+    for i in range(clips):
+        clip_id = f"clip{i:03d}"
+        write_source(raw / "media" / f"{clip_id}.mp4", photos[i % 2], seconds, fps, seed=i)
+        rows.append(
+            {
+                "clip_id": clip_id,
+                "path": f"media/{clip_id}.mp4",
+                "label": ["neutral", "happy"][i % 2],
+                "speaker": str(i % 2),
+            }
+        )
+    pd.DataFrame(rows).to_csv(raw / "index.csv", index=False)
+    (raw / "dataset.json").write_text(
+        json.dumps(
+            {"name": "bench", "classes": ["neutral", "happy"], "n_folds": 2, "n_clips": clips}
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- the two methods
+def run_reference(root: Path, sample_fps: float) -> dict:
+    """Naive: OpenCV decode of every source frame, MTCNN per frame, the first box wins."""
+    import cv2
+    import pandas as pd
+    from facenet_pytorch import MTCNN
+
+    start = time.perf_counter()
+    mtcnn = MTCNN(device="cpu")
+    index = pd.read_csv(root / "raw" / "index.csv", dtype=str)
+    frames = hits = 0
+    for rel in index["path"]:
+        cap = cv2.VideoCapture(str(root / "raw" / rel))
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        step = 1.0 / min(sample_fps, fps)
+        next_t, k, faces = 0.5 * step, 0, []
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            end = (k + 1) / fps
+            k += 1
+            if next_t >= end:
+                continue
+            while next_t < end:
+                next_t += step
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            boxes, _ = mtcnn.detect(rgb)
+            crop = np.zeros((REF_SIZE, REF_SIZE, 3), np.uint8)
+            if boxes is not None:
+                x0, y0, x1, y1 = np.clip(boxes[0], 0, None).astype(int)
+                if x1 > x0 and y1 > y0:
+                    crop = cv2.resize(rgb[y0:y1, x0:x1], (REF_SIZE, REF_SIZE))
+                    hits += 1
+            faces.append(crop)
+            frames += 1
+        cap.release()
+        np.stack(faces)
+    return {
+        "seconds": time.perf_counter() - start,
+        "clips": len(index),
+        "frames": frames,
+        "detection_rate": hits / max(frames, 1),
+    }
+
+
+def run_aver(root: Path, workers: int) -> dict:
+    """The real extract and align stages with default parameters."""
+    import pandas as pd
+
+    from aver.config import parse_params
+    from aver.faces.pipeline import run as align
+    from aver.media.pipeline import run as extract
+
+    params = parse_params(
+        {
+            "data": {"root": str(root / "raw")},
+            "extract": {"out": str(root / "interim"), "workers": workers},
+            "align": {"out": str(root / "faces"), "workers": workers},
+        }
+    )
+    start = time.perf_counter()
+    extract(params)
+    t_extract = time.perf_counter() - start
+    align(params)
+    total = time.perf_counter() - start
+    index = pd.read_csv(root / "faces" / "index.csv")
+    n_clips = len(pd.read_csv(root / "raw" / "index.csv"))
+    frames = int(index["n_frames"].sum())
+    detected = float((index["detection_rate"] * index["n_frames"]).sum())  # failed clips: 0
+    return {
+        "seconds": total,
+        "extract_seconds": t_extract,
+        "clips": n_clips,
+        "frames": frames,
+        "detection_rate": detected / max(frames, 1),
+    }
+
+
+# ----------------------------------------------------------------------------- harness
+def measure(method: str, root: Path, args: argparse.Namespace) -> dict:
+    """Run one method in a child process; poll its process tree for peak summed PSS."""
+    import psutil
+
+    out = root / f"{method}.json"
+    cmd = [
+        sys.executable,
+        __file__,
+        "--method",
+        method,
+        "--root",
+        str(root),
+        "--workers",
+        str(args.workers),
+        "--sample-fps",
+        str(args.sample_fps),
+    ]
+    proc = subprocess.Popen(cmd)
+    parent, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_pss(parent))
+        time.sleep(0.1)
+    if proc.returncode:
+        raise SystemExit(f"{method} failed with exit code {proc.returncode}")
+    result = json.loads(out.read_text())
+    result["peak_mib"] = peak / 2**20
+    return result
+
+
+def _tree_pss(parent) -> int:
+    """Summed PSS of a process and its descendants (0 for those that just exited)."""
+    import psutil
+
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for p in [parent, *parent.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_full_info().pss
+    return total
+
+
+def table(ref: dict, ours: dict) -> str:
+    rows = [("naive reference (OpenCV + per-frame MTCNN)", ref), ("aver extract + align", ours)]
+    lines = [
+        "| method | clips | frames | seconds | clips/s | frames/s | peak PSS MiB "
+        "| detection rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['clips']} | {r['frames']} | {r['seconds']:.1f} | "
+            f"{r['clips'] / r['seconds']:.3f} | {r['frames'] / r['seconds']:.1f} | "
+            f"{r['peak_mib']:.0f} | {r['detection_rate']:.3f} |"
+        )
+    speed = (ours["clips"] / ours["seconds"]) / (ref["clips"] / ref["seconds"])
+    lines.append("")
+    lines.append(
+        f"throughput ratio aver/reference: **{speed:.1f}x** (clips/s); extract took "
+        f"{ours['extract_seconds']:.1f} s of aver's {ours['seconds']:.1f} s"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--fps", type=int, default=30, help="source frame rate")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sample-fps", type=float, default=25.0)
+    parser.add_argument("--root", type=Path, help="work directory (default: a temp dir)")
+    parser.add_argument("--method", choices=["reference", "aver"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.method:  # child process
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        if args.method == "reference":
+            result = run_reference(args.root, args.sample_fps)
+        else:
+            result = run_aver(args.root, args.workers)
+        (args.root / f"{args.method}.json").write_text(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="aver-bench-") as tmp:
+        root = args.root or Path(tmp)
+        print(f"generating {args.clips} clips of {args.seconds} s, 1280x720 @ {args.fps} fps ...")
+        make_dataset(root, args.clips, args.seconds, args.fps)
+        ref = measure("reference", root, args)
+        ours = measure("aver", root, args)
+        print(table(ref, ours))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,352 @@
+"""The align stage: extracted videos -> tracked, aligned face crops in shards (`align.out`).
+
+Per clip (in a worker): decode the video at `align.sample_fps`, detect faces on every
+`align.detect_every`-th sampled frame (shrunk to `align.detect_side`, batched), track the main
+face, then decode again and warp every sampled frame to the template. Each clip's result is saved
+atomically in `<out>.partial/clips/` and skipped on a rerun; at the end the results are packed into
+shards, QA plots and failures.csv are written, and the directory is promoted onto `<out>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from aver.config import AlignConfig, Params
+from aver.errors import DataError
+from aver.faces.alignment import align_face
+from aver.faces.detectors import Detector, detect_frames, make_detector
+from aver.faces.store import FaceStore, write_store
+from aver.faces.tracking import detection_frames, track_faces
+from aver.failures import Failure, check_failure_fraction, write_failures
+from aver.io.atomic import atomic_path, partial_dir, promote_dir, write_json
+from aver.parallel import imap_unordered
+
+log = logging.getLogger(__name__)
+
+STAGE = "align"
+# Fields that change a clip's result; a partial dir built with other values is discarded.
+RESULT_FIELDS = (
+    "detector", "retinaface_weights", "retinaface_url", "sample_fps", "detect_every",
+    "detect_side", "min_face", "size", "smoothing", "min_detection_rate",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    clip_id: str
+    video: str  # absolute path of the extracted mp4
+    rel: str  # path as written in the manifest (for failure records)
+    work: str  # <out>.partial/clips
+    cfg: AlignConfig
+
+
+@dataclass(frozen=True)
+class AlignedClip:
+    """One clip's aligned faces and per-frame track; `arrays` is None when no face was found."""
+
+    arrays: dict[str, np.ndarray] | None
+    detection_rate: float
+    fps: float
+    n_frames: int
+
+
+def iter_sampled(path: str | Path, sample_fps: float) -> Iterator[tuple[int, float, object]]:
+    """Yield (sample index, frame-centre time in s, av.VideoFrame) at most `sample_fps` per s.
+
+    Frame k of the constant-rate video covers [k/fps, (k+1)/fps); a frame is taken when the next
+    sampling instant (j + 0.5) / sample_fps falls inside it.
+    """
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise DataError("no video stream", path=path, fix="rerun the extract stage")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise DataError("video has no frame rate", path=path, fix="rerun the extract stage")
+        fps = float(rate)
+        step = 1.0 / min(sample_fps, fps)
+        next_t, j = 0.5 * step, 0
+        for k, frame in enumerate(container.decode(stream)):
+            end = (k + 1) / fps
+            if next_t < end:
+                yield j, (k + 0.5) / fps, frame
+                j += 1
+                while next_t < end:
+                    next_t += step
+
+
+def sampled_fps(path: str | Path, sample_fps: float) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return min(sample_fps, float(stream.average_rate or stream.guessed_rate))
+
+
+def align_clip(path: str | Path, cfg: AlignConfig, detector: Detector) -> AlignedClip:
+    """Detect, track and align the main face of one video (two decoding passes, bounded memory)."""
+    kept: dict[int, np.ndarray] = {}
+    times: list[float] = []
+    last = None
+    for i, t, frame in iter_sampled(path, cfg.sample_fps):
+        if i % cfg.detect_every == 0:
+            kept[i] = frame.to_ndarray(format="rgb24")
+        times.append(t)
+        last = frame
+    n = len(times)
+    if n == 0 or last is None:
+        raise DataError("video has no frames", path=path, fix="rerun the extract stage")
+    if n - 1 not in kept:
+        kept[n - 1] = last.to_ndarray(format="rgb24")
+    del last
+    fps = sampled_fps(path, cfg.sample_fps)
+    det_idx = detection_frames(n, cfg.detect_every)  # == sorted(kept)
+    dets = detect_frames(
+        detector, [kept.pop(i) for i in det_idx], max_side=cfg.detect_side,
+        batch_size=cfg.batch_size,
+    )  # fmt: skip
+    track = track_faces(dets, det_idx, n, cfg.smoothing)
+    if track is None or track.detection_rate < cfg.min_detection_rate:
+        rate = 0.0 if track is None else track.detection_rate
+        return AlignedClip(None, rate, fps, n)
+    faces = np.zeros((n, cfg.size, cfg.size, 3), np.uint8)
+    for i, _, frame in iter_sampled(path, cfg.sample_fps):
+        if i < n:
+            faces[i] = align_face(frame.to_ndarray(format="rgb24"), track.landmarks[i], cfg.size)
+    arrays = {
+        "frames": faces,
+        "times": np.asarray(times, np.float32),
+        "detected": track.detected,
+        "landmarks": track.landmarks.astype(np.float32),
+    }
+    return AlignedClip(arrays, track.detection_rate, fps, n)
+
+
+_DETECTORS: dict[str, Detector] = {}
+
+
+def _detector(cfg: AlignConfig) -> Detector:
+    """One detector per process (workers share the CPU cores between them)."""
+    key = cfg.model_dump_json()
+    if key not in _DETECTORS:
+        if multiprocessing.parent_process() is not None:
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
+        _DETECTORS[key] = make_detector(cfg)
+    return _DETECTORS[key]
+
+
+def _source_stamp(path: str | Path) -> dict:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _result_paths(work: str | Path, clip_id: str) -> tuple[Path, Path]:
+    return Path(work) / f"{clip_id}.npz", Path(work) / f"{clip_id}.json"
+
+
+def process_clip(job: ClipJob) -> dict:
+    """Worker: align one clip and save its result (npz + json) atomically; never raises."""
+    npz, meta_path = _result_paths(job.work, job.clip_id)
+    start = time.perf_counter()
+    meta: dict = {"clip_id": job.clip_id, "path": job.rel}
+    try:
+        meta["source"] = _source_stamp(job.video)
+        clip = align_clip(job.video, job.cfg, _detector(job.cfg))
+        meta.update(detection_rate=clip.detection_rate, fps=clip.fps, n_frames=clip.n_frames)
+        if clip.arrays is None:
+            meta["status"] = "failed"
+            meta["reason"] = (
+                f"face found in {clip.detection_rate:.0%} of {clip.n_frames} sampled frames "
+                f"(< align.min_detection_rate {job.cfg.min_detection_rate:.0%})"
+            )
+        else:
+            with atomic_path(npz, suffix=".npz") as tmp:
+                np.savez(tmp, **clip.arrays)
+            meta["status"] = "ok"
+    except Exception as err:  # undecodable media (av.error.*), bad data: record and go on
+        meta.update(status="failed", reason=f"cannot align ({type(err).__name__}: {err})")
+    meta["seconds"] = round(time.perf_counter() - start, 4)
+    write_json(meta_path, meta)
+    return meta
+
+
+def _done(job: ClipJob) -> dict | None:
+    npz, meta_path = _result_paths(job.work, job.clip_id)
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("source") != _source_stamp(job.video):
+            return None
+    except (OSError, ValueError):
+        return None
+    if meta.get("status") == "ok" and not npz.is_file():
+        return None
+    return meta
+
+
+def read_manifest(interim: str | Path) -> pd.DataFrame:
+    """The extract stage's manifest.csv (clip_id, video, fps, ...)."""
+    path = Path(interim) / "manifest.csv"
+    if not path.is_file():
+        raise DataError(
+            "extract manifest missing", path=path, fix="run the extract stage first (dvc repro)"
+        )
+    table = pd.read_csv(path, dtype={"clip_id": str, "video": str})
+    missing = {"clip_id", "video"} - set(table.columns)
+    if missing:
+        raise DataError(
+            f"manifest lacks columns {sorted(missing)}", path=path, fix="rerun the extract stage"
+        )
+    return table.sort_values("clip_id").reset_index(drop=True)
+
+
+def _reset_if_stale(work: Path, clips_dir: Path, cfg: AlignConfig) -> None:
+    stamp = work / "align-params.json"
+    want = {k: getattr(cfg, k) for k in RESULT_FIELDS}
+    if stamp.is_file():
+        try:
+            same = json.loads(stamp.read_text(encoding="utf-8")) == json.loads(json.dumps(want))
+        except ValueError:
+            same = False
+        if not same:
+            log.info("align params changed since the interrupted run: starting over")
+            shutil.rmtree(clips_dir, ignore_errors=True)
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, want)
+
+
+def _labels(root: str | Path) -> tuple[dict[str, str], list[str]]:
+    """clip_id -> label from data/raw/index.csv, and the class order from dataset.json."""
+    index, info = Path(root) / "index.csv", Path(root) / "dataset.json"
+    labels: dict[str, str] = {}
+    if index.is_file():
+        table = pd.read_csv(index, dtype=str)
+        if {"clip_id", "label"} <= set(table.columns):
+            labels = dict(zip(table["clip_id"], table["label"]))
+    classes: list[str] = []
+    if info.is_file():
+        try:
+            classes = [str(c) for c in json.loads(info.read_text(encoding="utf-8"))["classes"]]
+        except (ValueError, KeyError, TypeError):
+            classes = []
+    classes = classes or sorted(set(labels.values()))
+    return labels, classes
+
+
+def write_plots(
+    store: FaceStore,
+    rates: list[float],
+    root: str | Path,
+    out: Path,
+    threshold: float,
+    per_class: int = 8,
+) -> None:
+    """Contact sheet per class and the detection-rate histogram under `out`/plots."""
+    from aver.faces.plots import contact_sheet, detection_rate_plot, middle_face
+
+    labels, classes = _labels(root)
+    by_class: dict[str, list[np.ndarray]] = {c: [] for c in classes}
+    for clip_id in store.clip_ids:
+        cls = labels.get(clip_id, "unlabelled")
+        faces = by_class.setdefault(cls, [])
+        if len(faces) < per_class:
+            faces.append(middle_face(store.load(clip_id)))
+    contact_sheet(by_class, out / "plots" / "contact_sheet.png", per_class=per_class)
+    detection_rate_plot(
+        rates, out / "plots" / "detection_rate.csv", out / "plots" / "detection_rate.png",
+        threshold=threshold,
+    )  # fmt: skip
+
+
+def run(params: Params) -> dict:
+    """Align faces of every extracted clip into `align.out` (resumable; see module docstring)."""
+    cfg = params.align
+    interim, out = Path(params.extract.out), Path(cfg.out)
+    manifest = read_manifest(interim)
+    if cfg.detector == "retinaface":  # resolve (and download) once, before the workers start
+        from aver.faces.retinaface import resolve_weights
+
+        weights = resolve_weights(
+            cfg, retries=params.download.retries, backoff_s=params.download.backoff_s
+        )
+        cfg = cfg.model_copy(update={"retinaface_weights": str(weights)})
+    work = partial_dir(out)
+    clips_dir = work / "clips"
+    _reset_if_stale(work, clips_dir, cfg)
+
+    jobs = [
+        ClipJob(row.clip_id, str((interim / row.video).resolve()), row.video, str(clips_dir), cfg)
+        for row in manifest.itertuples()
+    ]
+    results: dict[str, dict] = {}
+    todo = []
+    for job in jobs:
+        meta = _done(job)
+        if meta is None:
+            todo.append(job)
+        else:
+            results[job.clip_id] = meta
+    if results:
+        log.info("resuming: %d of %d clips already aligned", len(results), len(jobs))
+    start = time.perf_counter()
+    for job, meta in imap_unordered(
+        process_clip, todo, executor=cfg.executor, workers=cfg.workers, desc=STAGE
+    ):
+        results[job.clip_id] = meta
+    elapsed = time.perf_counter() - start
+
+    failures = [
+        Failure(m["clip_id"], m["path"], STAGE, m["reason"])
+        for m in results.values()
+        if m["status"] != "ok"
+    ]
+    table = work / "failures.csv"
+    write_failures(table, failures)
+    check_failure_fraction(failures, len(jobs), cfg.max_failure_fraction, STAGE, table)
+
+    ok = sorted(cid for cid, m in results.items() if m["status"] == "ok")
+
+    def packed():
+        for cid in tqdm(ok, desc="align: pack shards", unit="clip"):
+            with np.load(_result_paths(clips_dir, cid)[0], allow_pickle=False) as z:
+                arrays = {name: z[name] for name in z.files}
+            yield cid, arrays, results[cid]
+
+    write_store(work, packed(), max_bytes=cfg.shard_mb << 20)
+    rates = [m["detection_rate"] for m in results.values() if "detection_rate" in m]
+    write_plots(FaceStore(work), rates, params.data.root, work, cfg.min_detection_rate)
+    shutil.rmtree(clips_dir)
+    (work / "align-params.json").unlink()
+    promote_dir(work, out)
+
+    frames = sum(int(results[c]["n_frames"]) for c in ok)
+    summary = {
+        "clips": len(jobs),
+        "aligned": len(ok),
+        "failed": len(failures),
+        "frames": frames,
+        "mean_detection_rate": float(np.mean([results[c]["detection_rate"] for c in ok]))
+        if ok
+        else 0.0,
+        "seconds": round(elapsed, 3),
+    }
+    log.info("align: %s", summary)
+    return summary

@@ -1,0 +1,141 @@
+"""The align stage end to end on generated clips of real photos."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from aver.config import parse_params
+from aver.errors import DataError
+from aver.faces.alignment import template, transform_points, umeyama
+from aver.faces.pipeline import run
+from aver.faces.store import FaceStore
+from aver.failures import read_failures
+from tests.faces.conftest import blank, face_crop, gap_clip, moving_face, place, two_faces
+
+
+def _params(tmp_path, interim, **align):
+    return parse_params(
+        {
+            "data": {"root": str(tmp_path / "raw")},
+            "extract": {"out": str(interim)},
+            "align": {"out": str(tmp_path / "faces"), "workers": 1, "size": 64, **align},
+        }
+    )
+
+
+def _red_patch_clip(n: int) -> list[np.ndarray]:
+    face = face_crop("hopper").copy()
+    face[10:40, 100:150] = (255, 0, 0)  # on the hat, above the eyes
+    return [place(blank(), face, 60, 30, 170) for _ in range(n)]
+
+
+def _raw_index(tmp_path, labels: dict[str, str]) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = [
+        {"clip_id": c, "path": f"{c}.mp4", "label": lab, "speaker": "1"}
+        for c, lab in labels.items()
+    ]
+    pd.DataFrame(rows).to_csv(raw / "index.csv", index=False)
+    (raw / "dataset.json").write_text(json.dumps({"name": "t", "classes": ["happy", "sad"]}))
+
+
+def test_stage_aligns_tracks_records_failures_and_plots(tmp_path, make_interim):
+    clips = {
+        "a_moving": moving_face(30),
+        "b_two": two_faces(30, "hopper", "astronaut"),
+        "c_gap": gap_clip(30, range(10, 20)),
+        "d_noface": [blank(s) for s in range(30)],
+        "e_red": _red_patch_clip(30),
+        "f_broken": b"\x00\x01 not a video" * 50,
+    }
+    interim = make_interim(clips)
+    _raw_index(tmp_path, {c: ("happy" if i % 2 else "sad") for i, c in enumerate(clips)})
+    params = _params(tmp_path, interim, max_failure_fraction=0.4, detect_every=2)
+    summary = run(params)
+    out = tmp_path / "faces"
+    assert not (tmp_path / "faces.partial").exists()
+    assert summary["aligned"] == 4 and summary["failed"] == 2
+
+    failures = {f.clip_id: f for f in read_failures(out / "failures.csv")}
+    assert set(failures) == {"d_noface", "f_broken"}
+    assert "face found in 0% of 30 sampled frames" in failures["d_noface"].reason
+    assert "align.min_detection_rate" in failures["d_noface"].reason
+    assert (
+        failures["f_broken"].stage == "align" and failures["f_broken"].path == "video/f_broken.mp4"
+    )
+
+    store = FaceStore(out)
+    assert sorted(store.clip_ids) == ["a_moving", "b_two", "c_gap", "e_red"]
+    index = store.index.set_index("clip_id")
+    assert len({*index.shard}) == 1  # small clips share one shard file set
+    for cid in store.clip_ids:
+        arr = store.load(cid)
+        assert arr["frames"].shape == (30, 64, 64, 3) and arr["frames"].dtype == np.uint8
+        assert np.allclose(arr["times"], (np.arange(30) + 0.5) / 25, atol=1e-6)
+        assert index.loc[cid, "n_frames"] == 30 and index.loc[cid, "fps"] == 25
+        assert index.loc[cid, "detection_rate"] == pytest.approx(arr["detected"].mean())
+    # the gap clip: face gone in 10..19; detect_every=2 misses 10..18, finds 8 and 20 -> 9..19
+    gap = store.load("c_gap")["detected"]
+    assert not gap[9:20].any() and gap[:9].all() and gap[20:].all()
+    assert index.loc["c_gap", "detection_rate"] == pytest.approx(19 / 30)
+    # two faces: the landmarks follow the larger (left) face
+    assert (store.load("b_two")["landmarks"][:, :, 0] < 160).all()
+
+    plots = out / "plots"
+    sheet = cv2.imread(str(plots / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[0] > 64
+    hist = pd.read_csv(plots / "detection_rate.csv")
+    assert list(hist.columns) == ["bin_start", "bin_end", "clips"]
+    assert hist["clips"].sum() == 5  # every decodable clip, the faceless one in the first bin
+    assert hist.loc[0, "clips"] == 1
+    assert (plots / "detection_rate.png").stat().st_size > 1000
+
+
+def test_rgb_order_survives_decode_align_and_store(tmp_path, make_interim):
+    interim = make_interim({"red": _red_patch_clip(10)})
+    run(_params(tmp_path, interim, size=112))
+    arr = FaceStore(tmp_path / "faces").load("red")
+    # where the patch centre lands in the aligned crop (patch pasted at crop rows 10..40,
+    # cols 100..150, scaled by 170/280 and offset by (60, 30) on the canvas)
+    k = 170 / face_crop("hopper").shape[0]
+    centre = np.array([60 + 125 * k, 30 + 25 * k])
+    m = umeyama(arr["landmarks"][5], template(112))
+    x, y = np.round(transform_points(m, centre)).astype(int)
+    assert 0 <= x < 112 and 0 <= y < 112
+    r, g, b = arr["frames"][5, y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(0)
+    assert r > 180 and g < 70 and b < 70, (r, g, b)
+
+
+def test_all_faceless_fails_the_stage_with_the_table(tmp_path, make_interim):
+    interim = make_interim({"x": [blank(s) for s in range(8)]})
+    with pytest.raises(DataError, match=r"1/1 clips failed.*face found in 0%"):
+        run(_params(tmp_path, interim))
+    table = tmp_path / "faces.partial" / "failures.csv"
+    assert [f.clip_id for f in read_failures(table)] == ["x"]
+    assert not (tmp_path / "faces").exists()
+
+
+def test_rerun_resumes_finished_clips_and_restarts_on_new_params(tmp_path, make_interim, caplog):
+    interim = make_interim({"ok": moving_face(10), "none": [blank(s) for s in range(10)]})
+    with pytest.raises(DataError):
+        run(_params(tmp_path, interim))  # 1/2 failed > 25%: stage stops, work is kept
+    with caplog.at_level(logging.INFO, logger="aver.faces.pipeline"):
+        summary = run(_params(tmp_path, interim, max_failure_fraction=0.5))
+    assert "resuming: 2 of 2 clips already aligned" in caplog.text
+    assert summary["aligned"] == 1 and summary["seconds"] < 1.0
+    assert FaceStore(tmp_path / "faces").load("ok")["frames"].shape == (10, 64, 64, 3)
+
+    with pytest.raises(DataError):
+        run(_params(tmp_path, interim, size=48))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="aver.faces.pipeline"):
+        run(_params(tmp_path, interim, size=32, max_failure_fraction=0.5))
+    assert "starting over" in caplog.text
+    assert FaceStore(tmp_path / "faces").load("ok")["frames"].shape == (10, 32, 32, 3)
