@@ -1,0 +1,83 @@
+"""Unimodal baselines and late fusion.
+
+audio_only / video_only: the AVT-CA front-end of one modality -> Linear to d -> pre-LN
+Transformer blocks (rotary positions per `cfg.position`; for one modality index and time RoPE
+differ only in scale) -> LayerNorm -> masked pooling -> Linear. late_fusion: the average of an
+audio_only and a video_only model's logits, trained jointly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aver.config import ModelConfig
+from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
+from aver.models.layers import EncoderBlock, check_heads, masked_pool, pool_width
+from aver.models.output import ModelOutput
+from aver.models.rotary import rope_frequencies, sequence_rotation
+
+_KEYS = {
+    "audio": ("audio", "audio_mask", "audio_times"),
+    "video": ("video", "video_mask", "video_times"),
+}
+
+
+class UnimodalNet(nn.Module):
+    """One modality's encoder and Transformer; reads its three keys from the batch."""
+
+    def __init__(self, modality: str, encoder: nn.Module, n_classes: int, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.cfg = cfg
+        self.keys = _KEYS[modality]
+        self.d_head = check_heads(d, cfg.heads)
+        if cfg.position != "none":
+            rope_frequencies(self.d_head, cfg.rope_base)
+        self.encoder = encoder
+        self.proj = nn.Linear(encoder.out_dim, d)
+        self.blocks = nn.ModuleList(
+            [EncoderBlock(d, cfg.heads, cfg.dropout) for _ in range(cfg.layers)]
+        )
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(pool_width(d, cfg.pool), n_classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        x, mask, times = self.encoder(*(batch[k] for k in self.keys))
+        rot = sequence_rotation(
+            self.cfg.position,
+            [(mask, times)],
+            d_head=self.d_head,
+            base=self.cfg.rope_base,
+            tau_s=self.cfg.tau_s,
+        )
+        x = self.proj(x)
+        for block in self.blocks:
+            x = block(x, mask, rot)
+        pooled = masked_pool(self.norm(x), mask, self.cfg.pool)
+        return ModelOutput(self.head(self.drop(pooled)))
+
+
+def audio_only(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int) -> UnimodalNet:
+    """Audio branch alone."""
+    return UnimodalNet("audio", AudioConvEncoder(audio_dim, cfg.audio_channels), n_classes, cfg)
+
+
+def video_only(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int) -> UnimodalNet:
+    """Face branch alone."""
+    enc = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
+    return UnimodalNet("video", enc, n_classes, cfg)
+
+
+class LateFusion(nn.Module):
+    """Average of the unimodal models' logits."""
+
+    def __init__(self, cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int):
+        super().__init__()
+        kw = {"n_classes": n_classes, "audio_dim": audio_dim, "face_size": face_size}
+        self.audio = audio_only(cfg, **kw)
+        self.video = video_only(cfg, **kw)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        return ModelOutput((self.audio(batch).logits + self.video(batch).logits) / 2)

@@ -1,0 +1,112 @@
+"""MSAN: one Transformer over audio and video tokens in a shared space, TaRoPE, CTM loss.
+
+Encoders -> linear projections to d -> a learned modality embedding -> concatenated tokens ->
+pre-LN Transformer blocks whose self-attention sees all tokens (rotary positions per
+`position`) -> final LayerNorm -> masked pooling per modality, concatenated -> Linear.
+With `ctm_weight > 0` a projection head on the audio and video outputs adds the weighted CTM
+loss to `aux_losses["ctm"]`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aver.config import ModelConfig
+from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
+from aver.models.layers import EncoderBlock, check_heads, masked_pool, pool_width
+from aver.models.losses import CTMHead, ctm_loss
+from aver.models.output import ModelOutput
+from aver.models.rotary import rope_frequencies, sequence_rotation
+
+
+class MSANCore(nn.Module):
+    """The shared-space encoder and classifier on token sequences (B, T, F) of each modality."""
+
+    def __init__(self, audio_dim: int, video_dim: int, n_classes: int, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.cfg = cfg
+        self.d_head = check_heads(d, cfg.heads)
+        if cfg.position != "none":
+            rope_frequencies(self.d_head, cfg.rope_base)  # validates an even head width
+        self.proj_a = nn.Linear(audio_dim, d)
+        self.proj_v = nn.Linear(video_dim, d)
+        self.modality = nn.Parameter(torch.randn(2, d) * 0.02)
+        self.blocks = nn.ModuleList(
+            [EncoderBlock(d, cfg.heads, cfg.dropout) for _ in range(cfg.layers)]
+        )
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(2 * pool_width(d, cfg.pool), n_classes)
+        self.ctm = CTMHead(d, cfg.ctm_dim) if cfg.ctm_weight > 0 else None
+
+    def encode(
+        self,
+        a: torch.Tensor,
+        a_mask: torch.Tensor,
+        a_times: torch.Tensor,
+        v: torch.Tensor,
+        v_mask: torch.Tensor,
+        v_times: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder outputs for the audio (B, Ta, d) and video (B, Tv, d) tokens."""
+        ta = a.shape[1]
+        x = torch.cat([self.proj_a(a) + self.modality[0], self.proj_v(v) + self.modality[1]], 1)
+        mask = torch.cat([a_mask, v_mask], dim=1)
+        rot = sequence_rotation(
+            self.cfg.position,
+            [(a_mask, a_times), (v_mask, v_times)],
+            d_head=self.d_head,
+            base=self.cfg.rope_base,
+            tau_s=self.cfg.tau_s,
+        )
+        for block in self.blocks:
+            x = block(x, mask, rot)
+        x = self.norm(x)
+        return x[:, :ta], x[:, ta:]
+
+    def forward(
+        self,
+        a: torch.Tensor,
+        a_mask: torch.Tensor,
+        a_times: torch.Tensor,
+        v: torch.Tensor,
+        v_mask: torch.Tensor,
+        v_times: torch.Tensor,
+    ) -> ModelOutput:
+        ha, hv = self.encode(a, a_mask, a_times, v, v_mask, v_times)
+        pooled = torch.cat(
+            [masked_pool(ha, a_mask, self.cfg.pool), masked_pool(hv, v_mask, self.cfg.pool)], -1
+        )
+        logits = self.head(self.drop(pooled))
+        aux: dict[str, torch.Tensor] = {}
+        if self.ctm is not None:
+            loss = ctm_loss(
+                self.ctm(ha),
+                a_mask,
+                a_times,
+                self.ctm(hv),
+                v_mask,
+                v_times,
+                delta_s=self.cfg.ctm_delta_s,
+                temperature=self.cfg.ctm_temperature,
+            )
+            aux["ctm"] = self.cfg.ctm_weight * loss
+        return ModelOutput(logits, aux)
+
+
+class MSAN(nn.Module):
+    """Audio/video front-ends + MSANCore on the model batch."""
+
+    def __init__(self, cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int):
+        super().__init__()
+        self.audio = AudioConvEncoder(audio_dim, cfg.audio_channels)
+        self.video = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
+        self.core = MSANCore(self.audio.out_dim, self.video.out_dim, n_classes, cfg)
+        self.face_size = face_size
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        a, am, at = self.audio(batch["audio"], batch["audio_mask"], batch["audio_times"])
+        v, vm, vt = self.video(batch["video"], batch["video_mask"], batch["video_times"])
+        return self.core(a, am, at, v, vm, vt)

@@ -1,0 +1,149 @@
+"""Every model and variant: build, forward/backward, gradients, padding invariance."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aver.config import ModelConfig
+from aver.errors import ConfigError
+from aver.models import MODELS, ModelOutput, build_model
+
+from .conftest import AUDIO_DIM, FACE, N_CLASSES, clip_of, make_batch, small_cfg
+
+
+def build(cfg: ModelConfig) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(cfg, n_classes=N_CLASSES, audio_dim=AUDIO_DIM, face_size=FACE)
+
+
+def test_registry_names_match_config_choices():
+    assert set(MODELS) == set(typing.get_args(ModelConfig.model_fields["name"].annotation))
+
+
+def test_forward_backward_reaches_every_parameter(case):
+    _, cfg = case
+    model = build(cfg).train()
+    batch = make_batch([40, 27, 33], [4, 3, 2], seed=1)
+    out = model(batch)
+    assert isinstance(out, ModelOutput)
+    assert out.logits.shape == (3, N_CLASSES)
+    assert set(out.aux_losses) == ({"ctm"} if cfg.name == "msan" and cfg.ctm_weight else set())
+    loss = F.cross_entropy(out.logits, batch["label"]) + sum(out.aux_losses.values())
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient reaches {missing}"
+    zero = [n for n, p in model.named_parameters() if not p.grad.abs().sum() > 0]
+    assert not zero, f"zero gradient at {zero}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_padded_clip_matches_clip_alone(case):
+    _, cfg = case
+    model = build(cfg).eval()
+    batch = make_batch([27, 40], [3, 5], seed=2)  # clip 0 padded by 13 audio / 2 video frames
+    with torch.no_grad():
+        together = model(batch).logits
+        for i in range(2):
+            alone = model(clip_of(batch, i)).logits
+            torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=0)
+
+
+def test_padding_content_is_ignored(case):
+    _, cfg = case
+    model = build(cfg).eval()
+    with torch.no_grad():
+        a = model(make_batch([31, 40], [2, 4], seed=3, pad_value=0.0)).logits
+        b = model(make_batch([31, 40], [2, 4], seed=3, pad_value=1e3)).logits
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_clip_without_any_real_video_frame_stays_finite():
+    batch = make_batch([30, 40], [0, 3], seed=4)
+    for name in ("avtca", "msan", "late_fusion"):
+        out = build(small_cfg(name=name)).eval()(batch)
+        assert torch.isfinite(out.logits).all(), name
+
+
+def test_late_fusion_averages_the_unimodal_logits():
+    model = build(small_cfg(name="late_fusion")).eval()
+    batch = make_batch([30, 40], [2, 3], seed=5)
+    with torch.no_grad():
+        expected = (model.audio(batch).logits + model.video(batch).logits) / 2
+        torch.testing.assert_close(model(batch).logits, expected)
+
+
+@pytest.mark.parametrize(
+    ("variant", "it_heads", "ct_heads"),
+    [("it1", 1, None), ("it4", 4, None), ("ct1", None, 1), ("ct4", None, 4), ("full", 4, 4)],
+)
+def test_avtca_variants_follow_table_v(variant, it_heads, ct_heads):
+    model = build(small_cfg(name="avtca", variant=variant, layers=2))
+    assert len(model.it) == (2 if it_heads else 0)
+    if it_heads:
+        assert model.it[0].cross_a.attn.heads == it_heads
+    assert (model.ct is None) == (ct_heads is None)
+    if ct_heads:
+        assert model.ct.av.heads == ct_heads
+
+
+def test_msan_without_ctm_has_no_ctm_head():
+    assert build(small_cfg(name="msan", ctm_weight=0.0)).core.ctm is None
+    assert build(small_cfg(name="msan", ctm_weight=0.1)).core.ctm is not None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"name": "msan", "d_model": 18, "heads": 4},  # 18 % 4 != 0
+        {"name": "avtca", "d_model": 18, "variant": "full"},  # avtca needs 4 | d_model
+        {"name": "msan", "d_model": 12, "heads": 4, "position": "tarope"},  # odd head width 3
+    ],
+)
+def test_bad_shapes_raise_config_error(overrides):
+    with pytest.raises(ConfigError):
+        build(small_cfg(**overrides))
+
+
+def test_too_small_faces_raise_config_error():
+    with pytest.raises(ConfigError, match="face_size"):
+        build_model(small_cfg(video_stride=4), n_classes=3, audio_dim=AUDIO_DIM, face_size=8)
+
+
+def test_default_config_runs_at_the_cache_defaults():
+    """The default ModelConfig on 64-px faces, 64 log-mels, 2 s (200 audio / 10 video frames)."""
+    torch.manual_seed(0)
+    b = 2
+    batch = {
+        "audio": torch.randn(b, 200, 64),
+        "audio_mask": torch.ones(b, 200, dtype=torch.bool),
+        "audio_times": ((torch.arange(200) + 0.5) / 100).expand(b, -1),
+        "video": torch.randn(b, 10, 3, 64, 64),
+        "video_mask": torch.ones(b, 10, dtype=torch.bool),
+        "video_times": ((torch.arange(10) + 0.5) / 5).expand(b, -1),
+    }
+    for name in ("avtca", "msan"):
+        model = build_model(ModelConfig(name=name), n_classes=6, audio_dim=64, face_size=64)
+        out = model(batch)
+        assert out.logits.shape == (b, 6)
+        assert all(torch.isfinite(v) for v in out.aux_losses.values())
+
+
+@pytest.mark.parametrize("name", ["avtca", "msan"])
+def test_runs_under_bf16_autocast_and_deterministic_mode(name):
+    batch = make_batch([40, 27], [4, 0], seed=6)
+    model = build(small_cfg(name=name, ctm_weight=0.5))
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(batch)
+            loss = F.cross_entropy(out.logits.float(), batch["label"])
+            loss = loss + sum(out.aux_losses.values())
+        loss.backward()
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert torch.isfinite(loss)
