@@ -30,9 +30,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--params", default="params.yaml")
     p = sub.add_parser("predict", help="emotion probabilities for one new video")
     p.add_argument("video", help="path to a video file (mp4, flv, avi, mkv, ...)")
-    p.add_argument("--model", default=None,
-                   help="models/model.pt (default), a file path, or an MLflow URI "
-                   "such as models:/aver-demo@champion")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="models/model.pt (default), a file path, or an MLflow URI "
+        "such as models:/aver-demo@champion",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--timeline", default=None, help="write a per-second emotion plot (PNG)")
     p.add_argument("--params", default="params.yaml")
