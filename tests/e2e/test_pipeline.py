@@ -119,16 +119,17 @@ def test_repro_is_a_noop_and_param_changes_rerun_only_downstream(demo_pipeline):
 
 def test_dvc_exp_run_is_listed_in_exp_show(demo_pipeline):
     repo, env = demo_pipeline
-    dvc(repo, env, "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005", timeout=900)
-    shown = json.loads(dvc(repo, env, "exp", "show", "--json"))
-    names = json.dumps(shown)
-    assert "lr-half" in names and "0.0005" in names
-    # Back to the committed state: outputs restored from the DVC cache.
-    dvc(repo, env, "exp", "remove", "lr-half")
-    import subprocess
-
-    subprocess.run(["git", "checkout", "--", "params.yaml", "dvc.lock"], cwd=repo, check=True)
-    dvc(repo, env, "checkout", "--force")
+    saved = {name: (repo / name).read_text() for name in ("params.yaml", "dvc.lock")}
+    try:
+        dvc(repo, env, "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005", timeout=900)
+        shown = dvc(repo, env, "exp", "show", "--json")
+        assert "lr-half" in shown and "0.0005" in shown
+        assert "lr-half" in dvc(repo, env, "exp", "list", "--all-commits")
+    finally:
+        # Back to the fixture's state: its params, lock and outputs (from the DVC cache).
+        for name, text in saved.items():
+            (repo / name).write_text(text)
+        dvc(repo, env, "checkout", "--force")
     assert "up to date" in dvc(repo, env, "status")
 
 
