@@ -76,7 +76,7 @@ def test_plan_matches_the_default_size_and_ravdess_names():
 
 
 def test_streams_are_h264_and_aac_at_the_configured_rates(tiny):
-    root, paths = tiny
+    _, paths = tiny
     assert len(paths) == 2 * 4 and all(p.is_file() for p in paths)
     for path in paths:
         with av.open(str(path)) as c:
