@@ -4,7 +4,6 @@ Thin entry point; the logic lives in aver.evaluation.pipeline.
 """
 
 from aver.evaluation.pipeline import run
-
 from aver.stage import main
 
 if __name__ == "__main__":

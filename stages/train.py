@@ -3,9 +3,8 @@
 Thin entry point; the logic lives in aver.training.pipeline.
 """
 
-from aver.training.pipeline import run
-
 from aver.stage import main
+from aver.training.pipeline import run
 
 if __name__ == "__main__":
     main("train", run)

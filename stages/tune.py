@@ -3,9 +3,8 @@
 Thin entry point; the logic lives in aver.tuning.pipeline.
 """
 
-from aver.tuning.pipeline import run
-
 from aver.stage import main
+from aver.tuning.pipeline import run
 
 if __name__ == "__main__":
     main("tune", run)
