@@ -26,9 +26,11 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def venv_env() -> dict[str, str]:
-    """Environment whose PATH starts with this interpreter's bin dir (dvc, python, ray)."""
+    """Env with this interpreter's bin dir first on PATH and this checkout's src importable."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Subprocesses import this checkout's aver (the cached venv may point at another clone).
+    env["PYTHONPATH"] = str(REPO / "src")
     return env
 
 

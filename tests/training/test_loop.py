@@ -149,7 +149,7 @@ def test_resume_after_sigkill(tmp_path):
     """A fit process is SIGKILLed after a checkpoint exists; the rerun continues from it."""
     ckpt, out = tmp_path / "ckpt", tmp_path / "result.json"
     cmd = [sys.executable, "-m", "tests.training.fit_worker", str(ckpt), "5"]
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"}
     proc = subprocess.Popen(
         [*cmd, "2", str(out)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
     )

@@ -53,7 +53,11 @@ def test_killed_train_stage_resumes_checkpoint_and_mlflow_runs(
         str(out),
         "12",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     last = out / "models" / "checkpoints" / "fold-0" / "last.pt"
     proc = subprocess.Popen(

@@ -37,6 +37,7 @@ def run(params: Params, spec: DatasetSpec | None = None) -> None:
         spec = get_dataset(params.data.dataset)
     root = Path(params.data.root)
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(root)
     sources = spec.sources(params)
     fetch_sources(sources, root, params.download)
     spec.materialize(root, params)
@@ -192,3 +193,14 @@ def _inside(root: Path, rel: str, what: str) -> None:
             path=root,
             fix="dataset files must stay under data.root; check the dataset record/spec",
         )
+
+
+def remove_stale_temps(root: Path) -> int:
+    """Delete temp files a killed run left under `root` (aver.io.atomic names them
+    `.<name>.<random>.tmp<suffix>`); resumable `.part` downloads are kept. Returns the count."""
+    stale = [p for p in root.rglob(".*.tmp*") if p.is_file() and ".tmp" in p.name]
+    for path in stale:
+        path.unlink()
+    if stale:
+        log.info("removed %d temp files left by an interrupted run", len(stale))
+    return len(stale)

@@ -169,7 +169,7 @@ def run(params: Params) -> Path:
 
     write_failures(work / "failures.csv", failures)
     check_failure_fraction(
-        failures, len(ids), cfg.max_failure_fraction, "cache", out / "failures.csv"
+        failures, len(ids), cfg.max_failure_fraction, "cache", work / "failures.csv"
     )
 
     index = write_tables(

@@ -93,7 +93,13 @@ def _trial(
             mlflow.log_metrics(numeric, step=epoch)
             tune.report({**numeric, "epoch": epoch, "node": node})
 
-        fit_for_tuning(params, cache, fold=params.tune.fold, on_epoch=on_epoch, num_workers=workers)
+        try:
+            fit_for_tuning(
+                params, cache, fold=params.tune.fold, on_epoch=on_epoch, num_workers=workers
+            )
+        except SystemExit as stop:  # Ray ends a trial (ASHA stop, budget) with SystemExit(0)
+            mlflow.end_run("FAILED" if stop.code else "FINISHED")
+            raise
 
 
 def make_tuner(
