@@ -117,25 +117,29 @@ def test_repro_is_a_noop_and_param_changes_rerun_only_downstream(demo_pipeline):
     assert _ran(dvc(repo, env, "repro")) == set()
 
 
-def test_dvc_exp_run_is_listed_in_exp_show(demo_pipeline):
-    repo, env = demo_pipeline
-    saved = {name: (repo / name).read_text() for name in ("params.yaml", "dvc.lock")}
-    try:
-        dvc(repo, env, "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005", timeout=900)
-        shown = dvc(repo, env, "exp", "show", "--json")
-        assert "lr-half" in shown and "0.0005" in shown
-        assert "lr-half" in dvc(repo, env, "exp", "list", "--all-commits")
-    finally:
-        # Back to the fixture's state: its params, lock and outputs (from the DVC cache).
-        for name, text in saved.items():
-            (repo / name).write_text(text)
-        dvc(repo, env, "checkout", "--force")
-    assert "up to date" in dvc(repo, env, "status")
+def _copy(repo, dest):
+    """A private copy of the fixture repo (git, DVC cache, outputs) for drills that mutate it."""
+    shutil.copytree(repo, dest, symlinks=True)
+    return dest
 
 
-def test_push_delete_pull_restores_a_clean_status(demo_pipeline):
+def test_dvc_exp_run_is_listed_in_exp_show(demo_pipeline, tmp_path):
     repo, env = demo_pipeline
+    repo = _copy(repo, tmp_path / "repo")
+    env = {**env, "PYTHONPATH": str(repo / "src")}
+    dvc(repo, env, "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005", timeout=900)
+    shown = dvc(repo, env, "exp", "show", "--json")
+    assert "lr-half" in shown and "0.0005" in shown
+    assert "lr-half" in dvc(repo, env, "exp", "list", "--all-commits")
+
+
+def test_push_delete_pull_restores_a_clean_status(demo_pipeline, tmp_path):
+    repo, env = demo_pipeline
+    repo = _copy(repo, tmp_path / "repo")
+    env = {**env, "PYTHONPATH": str(repo / "src")}
     remote = (repo / ".dvc" / "../../aver-dvc-storage").resolve()
+    assert remote.parent == tmp_path
+    assert "up to date" in dvc(repo, env, "status")
     dvc(repo, env, "push")
     assert remote.is_dir() and any(remote.rglob("*"))
     shutil.rmtree(repo / ".dvc" / "cache")
