@@ -370,12 +370,8 @@ def drill_repo(tmp_path_factory, venv_env):
 # ---- the drills ----------------------------------------------------------------------------------
 
 # Drills that fail today, with the cause (strict: they flip to XPASS, an error, once fixed).
-# Drills expected to fail, with the reason. download: fixed by
-# aver.datasets.download.remove_stale_temps (stale atomic temps of a killed generation were kept
-# in the persistent data/raw); non-strict until that fix has been seen passing in CI.
-XFAIL: dict[str, str] = {
-    "download": "a killed demo generation left an aver.io.atomic temp file in data/raw",
-}
+# Drills expected to fail, with the reason (none: every stage survives a kill).
+XFAIL: dict[str, str] = {}
 
 
 def _param(stage: str):
