@@ -265,7 +265,7 @@ class DemoDataset(DatasetSpec):
 
     def samples(self, root: Path, params: Params) -> list[Sample]:
         """The generated clips under `<root>/demo`, parsed by the RAVDESS name parser."""
-        from aver.datasets.ravdess import parse_ravdess_name
+        from aver.datasets.ravdess import parse_ravdess_name, ravdess_sample
 
         root = Path(root)
         out = []
@@ -273,20 +273,7 @@ class DemoDataset(DatasetSpec):
             info = parse_ravdess_name(path.name)
             if info.label not in EMOTIONS:
                 continue
-            out.append(
-                Sample(
-                    clip_id=path.stem,
-                    path=path.relative_to(root).as_posix(),
-                    label=info.label,
-                    speaker=info.speaker,
-                    meta={
-                        "intensity": info.intensity,
-                        "statement": info.statement,
-                        "repetition": info.repetition,
-                        "sex": info.sex,
-                    },
-                )
-            )
+            out.append(ravdess_sample(path, root, info))
         if not out:
             raise DataError(
                 "no demo clips (Actor_XX/01-01-*.mp4) found",

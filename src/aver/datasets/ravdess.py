@@ -196,18 +196,7 @@ class RavdessDataset(DatasetSpec):
                     path=base,
                     fix=f"delete {base} and rerun the download stage",
                 )
-            found[path.stem] = Sample(
-                clip_id=path.stem,
-                path=path.relative_to(root).as_posix(),
-                label=info.label,
-                speaker=info.speaker,
-                meta={
-                    "intensity": info.intensity,
-                    "statement": info.statement,
-                    "repetition": info.repetition,
-                    "sex": info.sex,
-                },
-            )
+            found[path.stem] = ravdess_sample(path, root, info)
         if foreign:
             log.warning("%s: ignored %d .mp4 files without a RAVDESS name", base, foreign)
         if not found:
@@ -218,3 +207,20 @@ class RavdessDataset(DatasetSpec):
                 "the actors",
             )
         return [found[k] for k in sorted(found)]
+
+
+def ravdess_sample(path: Path, root: Path, info: RavdessName | None = None) -> Sample:
+    """The Sample for a RAVDESS-named media file under `root` (also used by the demo set)."""
+    info = info or parse_ravdess_name(path.name)
+    return Sample(
+        clip_id=path.stem,
+        path=path.relative_to(root).as_posix(),
+        label=info.label,
+        speaker=info.speaker,
+        meta={
+            "intensity": info.intensity,
+            "statement": info.statement,
+            "repetition": info.repetition,
+            "sex": info.sex,
+        },
+    )
