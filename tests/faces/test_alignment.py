@@ -9,6 +9,21 @@ from aver.faces.alignment import align_face, template, transform_points, umeyama
 from tests.faces.conftest import _hopper
 
 
+def _minimax_residual(src: np.ndarray, dst: np.ndarray) -> float:
+    """The smallest worst-point error any similarity transform src -> dst can reach."""
+    from scipy.optimize import minimize
+
+    def worst(p: np.ndarray) -> float:
+        a, b, tx, ty = p
+        m = np.array([[a, -b, tx], [b, a, ty]])
+        return float(np.linalg.norm(transform_points(m, src) - dst, axis=1).max())
+
+    m0 = umeyama(src, dst)
+    start = np.array([m0[0, 0], m0[1, 0], m0[0, 2], m0[1, 2]])
+    opts = {"maxiter": 20000, "xatol": 1e-9, "fatol": 1e-9}
+    return float(minimize(worst, start, method="Nelder-Mead", options=opts).fun)
+
+
 def _angle(m: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
 
@@ -33,9 +48,13 @@ def test_alignment_maps_detected_landmarks_onto_the_template(mtcnn):
     size = 112
     m = umeyama(marks, template(size))
     err = np.linalg.norm(transform_points(m, marks) - template(size), axis=1)
-    # eyes land within 2 px; the nose/mouth residual is the face's own shape vs the template
+    # the landmarks land within 2 px of the template on average, the eyes each within 2 px
+    assert err.mean() < 2.0, err
     assert err[:2].max() < 2.0, err
-    assert err.mean() < 2.5, err
+    # no similarity puts all five within 2 px of this face: her nose and mouth are not the
+    # template's. Our fit's worst point is within 0.3 px of the best worst point possible.
+    best_worst = _minimax_residual(marks, template(size))
+    assert 2.0 < best_worst <= err.max() < best_worst + 0.3, (err, best_worst)
 
     face = align_face(photo, marks, size)
     assert face.shape == (size, size, 3) and face.dtype == np.uint8
