@@ -1,6 +1,10 @@
-"""Each model memorises a tiny synthetic batch (100% training accuracy) within a few hundred steps.
+"""Each model memorises a tiny batch of demo features (100% training accuracy) within a few hundred
+steps on CPU.
 
-The default run trains every model and variant; each stops as soon as the batch is fitted.
+The batch is eight training clips (two per class) of the feature cache that the session's demo
+pipeline (`dvc repro` on a small demo) built: real log-mels and aligned faces, normalised with the
+fold's statistics. Every model and variant is trained at the small test size, and every model
+family at its default size; each stops as soon as the batch is fitted.
 """
 
 from __future__ import annotations
@@ -10,11 +14,31 @@ import torch
 import torch.nn.functional as F
 
 from aver.config import ModelConfig
+from aver.features.cache import FeatureCache
+from aver.features.loader import batch_from_arrays
 from aver.models import build_model
+from aver.training.pipeline import cache_dims
 
-from .conftest import AUDIO_DIM, FACE, make_batch
+MAX_STEPS, CHECK_EVERY, PER_CLASS = 300, 10, 2
 
-N_CLASSES, MAX_STEPS, CHECK_EVERY = 4, 300, 10
+
+@pytest.fixture(scope="module")
+def demo_batch(demo_pipeline) -> tuple[dict, dict[str, int], int]:
+    """(batch of 2 train clips per class of fold 0, model input dims, number of classes)."""
+    repo, _ = demo_pipeline
+    cache = FeatureCache(repo / "data" / "features")
+    by_class: dict[int, list[str]] = {}
+    for clip_id in cache.split_ids(0, "train"):
+        by_class.setdefault(cache.label_idx(clip_id), []).append(clip_id)
+    assert len(by_class) == len(cache.classes) >= 4, by_class
+    pick = [c for label in sorted(by_class) for c in by_class[label][:PER_CLASS]]
+    batch = batch_from_arrays(
+        [cache.read(c) for c in pick],
+        cache.fold_stats(0),
+        labels=[cache.label_idx(c) for c in pick],
+        clip_ids=pick,
+    )
+    return batch, cache_dims(cache), len(cache.classes)
 
 
 def fit_steps(model: torch.nn.Module, batch: dict, lr: float = 3e-3) -> int | None:
@@ -36,36 +60,22 @@ def fit_steps(model: torch.nn.Module, batch: dict, lr: float = 3e-3) -> int | No
     return None
 
 
-def test_model_overfits_a_tiny_batch(case):
-    _, cfg = case
-    cfg = cfg.model_copy(update={"dropout": 0.0})
+def _check_overfits(cfg: ModelConfig, demo_batch, lr: float) -> None:
+    batch, dims, n_classes = demo_batch
     torch.manual_seed(0)
-    model = build_model(cfg, n_classes=N_CLASSES, audio_dim=AUDIO_DIM, face_size=FACE)
-    batch = make_batch([40, 31, 36, 24, 40, 28, 33, 38], [4, 3, 4, 2, 4, 3, 2, 4], seed=7)
-    batch["label"] = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    model = build_model(cfg.model_copy(update={"dropout": 0.0}), n_classes=n_classes, **dims)
     with torch.no_grad():
         start = (model.eval()(batch).logits.argmax(1) == batch["label"]).float().mean()
     assert start < 1.0  # not fitted before training
-    steps = fit_steps(model, batch)
+    steps = fit_steps(model, batch, lr=lr)
     assert steps is not None, f"did not reach 100% training accuracy in {MAX_STEPS} steps"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["avtca", "msan", "late_fusion"])
-def test_default_size_model_overfits(name):
-    """Default ModelConfig at the cache's default input size (64 log-mels x 200, 10 faces of 64)."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(name=name, dropout=0.0)
-    model = build_model(cfg, n_classes=N_CLASSES, audio_dim=64, face_size=64)
-    g = torch.Generator().manual_seed(0)
-    b = 8
-    batch = {
-        "audio": torch.randn(b, 200, 64, generator=g),
-        "audio_mask": torch.arange(200)[None] < torch.tensor([200, 150] * 4)[:, None],
-        "audio_times": ((torch.arange(200) + 0.5) / 100).expand(b, -1),
-        "video": torch.randn(b, 10, 3, 64, 64, generator=g),
-        "video_mask": torch.arange(10)[None] < torch.tensor([10, 8] * 4)[:, None],
-        "video_times": ((torch.arange(10) + 0.5) / 5).expand(b, -1),
-        "label": torch.tensor([0, 1, 2, 3, 3, 2, 1, 0]),
-    }
-    assert fit_steps(model, batch, lr=1e-3) is not None
+def test_model_overfits_a_tiny_batch_of_demo_features(case, demo_batch):
+    _check_overfits(case[1], demo_batch, lr=3e-3)
+
+
+@pytest.mark.parametrize("name", ["avtca", "msan", "audio_only", "video_only", "late_fusion"])
+def test_default_size_model_overfits_demo_features(name, demo_batch):
+    """The default ModelConfig of each family, at the demo cache's input size."""
+    _check_overfits(ModelConfig(name=name), demo_batch, lr=1e-3)
