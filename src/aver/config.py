@@ -23,7 +23,7 @@ class Section(BaseModel):
 
 class DemoConfig(Section):
     seed: int = 0
-    speakers: int = Field(6, ge=2, le=24)
+    speakers: int = Field(12, ge=2, le=24)
     clips_per_class: int = Field(
         3, ge=1, le=8, description="clips per class per speaker (intensity x statement x rep.)"
     )
@@ -149,7 +149,7 @@ class CacheConfig(Section):
 
 
 class ModelConfig(Section):
-    name: Literal["avtca", "msan", "audio_only", "video_only", "late_fusion"] = "msan"
+    name: Literal["avtca", "msan", "audio_only", "video_only", "late_fusion"] = "avtca"
     variant: Literal["it1", "it4", "ct1", "ct4", "full"] = "full"
     position: Literal["none", "index_rope", "tarope"] = "tarope"
     ctm_weight: float = Field(0.1, ge=0)
@@ -192,7 +192,7 @@ class TrainConfig(Section):
     weight_decay: float = Field(1e-2, ge=0)
     momentum: float = Field(0.9, ge=0)
     batch_size: int = Field(16, ge=1)
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(60, ge=1)
     schedule: Literal["none", "cosine", "step", "plateau"] = "cosine"
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.5, gt=0)
@@ -201,7 +201,7 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0)
     plateau_patience: int = Field(3, ge=1, description="plateau: epochs without val UAR gain")
     min_lr: float = Field(0.0, ge=0, description="floor of cosine/plateau schedules")
-    early_stop_patience: int | None = Field(10, ge=1)
+    early_stop_patience: int | None = Field(20, ge=1)
     amp: bool = Field(False, description="mixed precision; CUDA only (ignored on CPU)")
     compile: bool = Field(False, description="torch.compile; CUDA only (ignored on CPU)")
     seed: int = 0

@@ -62,7 +62,7 @@ def faces(tiny) -> dict[str, dict]:
 
 def test_plan_matches_the_default_size_and_ravdess_names():
     clips = plan_clips(DemoConfig())
-    assert len(clips) == 6 * 4 * 3
+    assert len(clips) == 12 * 4 * 3
     names = [c.clip_id for c in clips]
     assert len(set(names)) == len(names)
     assert all(NAME.match(n) for n in names)

@@ -158,7 +158,7 @@ def render_media(
     audio, syllables = render_audio(clip, cfg)
     rng = _clip_rngs(cfg.seed, clip)[1]
     times = np.arange(round(cfg.duration_s * cfg.fps)) / cfg.fps
-    strength = rng.uniform(0.75, 1.15) * (1.4 if clip.intensity == 2 else 1.0)
+    strength = rng.uniform(1.2, 1.8) * (1.3 if clip.intensity == 2 else 1.0)
     frames = render_clip(
         appearance,
         rng,
