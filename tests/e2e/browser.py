@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import itertools
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
@@ -24,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from tests.support.processes import stop_process_group
 
 Expected = str | re.Pattern[str]  # a substring of the page's text, or a pattern to search
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -259,16 +259,3 @@ class HeadlessChromium:
 
 def _shows(text: str, expected: Expected) -> bool:
     return expected in text if isinstance(expected, str) else bool(expected.search(text))
-
-
-def stop_process_group(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
-    """SIGTERM the process group `proc` leads (it was started with a new session), then KILL."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers in the group, if any
-    proc.wait(timeout=grace_s)

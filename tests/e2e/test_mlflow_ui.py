@@ -9,19 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.browser import HeadlessChromium, find_chromium, stop_process_group
+from tests.e2e.browser import HeadlessChromium, find_chromium
+from tests.support.mlflow_server import mlflow_server as running_mlflow_server
 
 pytestmark = pytest.mark.e2e
 
@@ -63,21 +58,6 @@ def _page_js(*, chart_filter: str = "", scroll_to: str = "") -> str:
     return PAGE_JS % json.dumps({"chartFilter": chart_filter, "scrollTo": scroll_to})
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-    try:
-        with opener.open(url, timeout=2) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture
 def artifacts_dir(tmp_path: Path) -> Path:
     root = os.environ.get("AVER_TEST_ARTIFACTS")
@@ -101,43 +81,15 @@ def chromium() -> str:
 def mlflow_server(demo_pipeline, venv_env, tmp_path: Path) -> Iterator[str]:
     """`mlflow server` on the demo repo's sqlite store, bound to 127.0.0.1; its base URL."""
     repo, _ = demo_pipeline
-    port = _free_port()
-    env = dict(venv_env)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no job workers: we only read
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{repo / 'mlruns.db'}",
-        "--artifacts-destination",
-        str(repo / "mlartifacts"),
-    ]
-    log_path = tmp_path / "mlflow-server.log"
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _answers(f"{url}/health"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                pytest.fail(f"mlflow server did not come up on {url}:\n{tail}")
-            time.sleep(0.5)
+    with running_mlflow_server(
+        repo / "mlruns.db",
+        repo / "mlartifacts",
+        cwd=tmp_path,
+        log_path=tmp_path / "mlflow-server.log",
+        env=venv_env,
+        timeout_s=SERVER_START_TIMEOUT_S,
+    ) as url:
         yield url
-    finally:
-        stop_process_group(proc)
 
 
 def _metric_cell(key: str) -> re.Pattern[str]:
