@@ -18,7 +18,7 @@ from aver.config import DownloadConfig, Params
 from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.errors import AverError, DataError, DownloadError
 from aver.io.archives import safe_extract
-from aver.io.atomic import write_csv, write_json
+from aver.io.atomic import remove_stale_temps, write_csv, write_json
 from aver.io.http import download
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ def run(params: Params, spec: DatasetSpec | None = None) -> None:
         spec = get_dataset(params.data.dataset)
     root = Path(params.data.root)
     root.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(root)
+    if remove_stale_temps(root):
+        log.info("removed temp files left by an interrupted run")
     sources = spec.sources(params)
     fetch_sources(sources, root, params.download)
     spec.materialize(root, params)
@@ -193,14 +194,3 @@ def _inside(root: Path, rel: str, what: str) -> None:
             path=root,
             fix="dataset files must stay under data.root; check the dataset record/spec",
         )
-
-
-def remove_stale_temps(root: Path) -> int:
-    """Delete temp files a killed run left under `root` (aver.io.atomic names them
-    `.<name>.<random>.tmp<suffix>`); resumable `.part` downloads are kept. Returns the count."""
-    stale = [p for p in root.rglob(".*.tmp*") if p.is_file() and ".tmp" in p.name]
-    for path in stale:
-        path.unlink()
-    if stale:
-        log.info("removed %d temp files left by an interrupted run", len(stale))
-    return len(stale)

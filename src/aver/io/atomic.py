@@ -77,7 +77,17 @@ def partial_dir(out: str | Path) -> Path:
     out = Path(out)
     work = out.with_name(out.name + ".partial")
     work.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(work)
     return work
+
+
+def remove_stale_temps(root: str | Path) -> int:
+    """Delete temp files a killed run left under `root` (the writers here name them
+    `.<name>.<random>.tmp<suffix>`); resumable `.part` downloads are kept. Returns the count."""
+    stale = [p for p in Path(root).rglob(".*.tmp*") if p.is_file() and ".tmp" in p.name]
+    for path in stale:
+        path.unlink()
+    return len(stale)
 
 
 def promote_dir(work: str | Path, out: str | Path) -> None:

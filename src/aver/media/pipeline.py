@@ -50,7 +50,6 @@ def run(params: Params) -> None:
     work = partial_dir(out)
     for sub in ("audio", "video", ROWS):
         (work / sub).mkdir(exist_ok=True)
-    _remove_stale_temps(work)
 
     rows: dict[str, dict[str, Any]] = {}
     jobs: list[Job] = []
@@ -158,11 +157,3 @@ def _finished_row(work: Path, clip_id: str, cfg: ExtractConfig) -> dict[str, Any
     if not ((work / row["audio"]).is_file() and (work / row["video"]).is_file()):
         return None
     return row
-
-
-def _remove_stale_temps(work: Path) -> None:
-    """Delete temp files left by a killed run (atomic writes name them `.<name>.*.tmp*`)."""
-    for sub in ("audio", "video", ROWS, "."):
-        for tmp in (work / sub).glob(".*.tmp*"):
-            if tmp.is_file():
-                tmp.unlink()
