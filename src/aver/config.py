@@ -169,6 +169,12 @@ class ModelConfig(Section):
         "meanmax", description="msan/baselines masked pooling over time"
     )
     ctm_dim: int = Field(32, ge=4, description="CTM projection head output width")
+    unimodal_weight: float = Field(
+        0.0,
+        ge=0,
+        description="fusion models: weight of a cross-entropy loss on each modality's own "
+        "classifier (pre-fusion encoder tokens; late_fusion: each branch); 0 = off",
+    )
 
 
 class TrackingConfig(Section):

@@ -36,6 +36,10 @@ CASES: list[tuple[str, dict]] = [
     ("audio_only", {"name": "audio_only"}),
     ("video_only", {"name": "video_only"}),
     ("late_fusion", {"name": "late_fusion"}),
+    *[
+        (f"{m}-unimodal", {"name": m, "unimodal_weight": 0.5})
+        for m in ("avtca", "msan", "late_fusion")
+    ],
 ]
 
 

@@ -11,8 +11,11 @@ import torch.nn.functional as F
 from aver.config import ModelConfig
 from aver.errors import ConfigError
 from aver.models import MODELS, ModelOutput, build_model
+from aver.training.loop import total_loss
 
 from .conftest import AUDIO_DIM, FACE, N_CLASSES, clip_of, make_batch, small_cfg
+
+FUSION = ("avtca", "msan", "late_fusion")
 
 
 def build(cfg: ModelConfig) -> torch.nn.Module:
@@ -32,8 +35,10 @@ def test_forward_backward_reaches_every_parameter(case):
     assert isinstance(out, ModelOutput)
     assert out.logits.shape == (3, N_CLASSES)
     assert set(out.aux_losses) == ({"ctm"} if cfg.name == "msan" and cfg.ctm_weight else set())
-    loss = F.cross_entropy(out.logits, batch["label"]) + sum(out.aux_losses.values())
-    loss.backward()
+    # late fusion's branches are its two models; avtca/msan grow heads only when weighted
+    heads = cfg.name == "late_fusion" or (cfg.name in FUSION and cfg.unimodal_weight > 0)
+    assert set(out.branch_logits) == ({"audio", "video"} if heads else set())
+    total_loss(out, batch["label"]).backward()  # the training loss, branch terms included
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"no gradient reaches {missing}"
     zero = [n for n, p in model.named_parameters() if not p.grad.abs().sum() > 0]
@@ -74,6 +79,38 @@ def test_late_fusion_averages_the_unimodal_logits():
     with torch.no_grad():
         expected = (model.audio(batch).logits + model.video(batch).logits) / 2
         torch.testing.assert_close(model(batch).logits, expected)
+
+
+@pytest.mark.parametrize("name", FUSION)
+def test_unimodal_weight_adds_each_branch_cross_entropy(name):
+    batch = make_batch([30, 40, 35], [2, 3, 4], seed=7)
+    plain = build(small_cfg(name=name, ctm_weight=0.0)).eval()
+    assert not hasattr(plain, "branches") or plain.branches is None
+    model = build(small_cfg(name=name, ctm_weight=0.0, unimodal_weight=0.7)).eval()
+    with torch.no_grad():
+        out = model(batch)
+        labels = batch["label"]
+        branch = [F.cross_entropy(out.branch_logits[m], labels) for m in ("audio", "video")]
+        expected = F.cross_entropy(out.logits, labels) + 0.7 * (branch[0] + branch[1])
+        torch.testing.assert_close(total_loss(out, labels), expected)
+        assert float(total_loss(out, labels)) > float(F.cross_entropy(out.logits, labels))
+
+
+@pytest.mark.parametrize("name", FUSION)
+def test_branch_classifiers_see_only_their_own_modality(name):
+    """The audio head ignores the faces and the video head the sound (they sit before fusion)."""
+    model = build(small_cfg(name=name, unimodal_weight=1.0)).eval()
+    batch = make_batch([30, 40], [2, 3], seed=8)
+    other = make_batch([30, 40], [2, 3], seed=9)
+    new_faces = {**batch, "video": other["video"]}
+    new_sound = {**batch, "audio": other["audio"]}
+    with torch.no_grad():
+        base, faces, sound = model(batch), model(new_faces), model(new_sound)
+    torch.testing.assert_close(faces.branch_logits["audio"], base.branch_logits["audio"])
+    torch.testing.assert_close(sound.branch_logits["video"], base.branch_logits["video"])
+    assert not torch.allclose(faces.branch_logits["video"], base.branch_logits["video"])
+    assert not torch.allclose(sound.branch_logits["audio"], base.branch_logits["audio"])
+    assert not torch.allclose(faces.logits, base.logits)  # the fused output sees both
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@ cross-self-attention (CT), max-pool per stream, element-wise sum, Linear.
 
 Variants (Table V): it1 / it4 = `layers` IT blocks with 1 / 4 heads and no CT; ct1 / ct4 = the
 CT block alone with 1 / 4 heads; full = IT-4 blocks then CT-4. `cfg.heads` is not used (the
-variant fixes the heads) and, as in the paper, no positional encoding is added.
+variant fixes the heads) and, as in the paper, no positional encoding is added. With
+`unimodal_weight > 0` (not in the paper) a classifier on each stream's projected tokens, before
+fusion, adds its weighted cross-entropy to the loss.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 from aver.config import ModelConfig
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
 from aver.models.layers import (
+    BranchHeads,
     MultiHeadAttention,
     PostNormAttention,
     PostNormFeedForward,
@@ -91,14 +94,21 @@ class AVTCA(nn.Module):
         self.ct = CrossSelfAttention(d, ct_heads, cfg.dropout) if ct_heads else None
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(d, n_classes)
+        self.unimodal_weight = cfg.unimodal_weight
+        self.branches = BranchHeads(d, n_classes, "max") if cfg.unimodal_weight > 0 else None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         a, am, _ = self.audio(batch["audio"], batch["audio_mask"], batch["audio_times"])
         v, vm, _ = self.video(batch["video"], batch["video_mask"], batch["video_times"])
         a, v = self.proj_a(a), self.proj_v(v)
+        branches = self.branches(a, am, v, vm) if self.branches is not None else {}
         for block in self.it:
             a, v = block(a, am, v, vm)
         if self.ct is not None:
             a, v = self.ct(a, am, v, vm)
         fused = masked_max(a, am) + masked_max(v, vm)
-        return ModelOutput(self.head(self.drop(fused)))
+        return ModelOutput(
+            self.head(self.drop(fused)),
+            branch_logits=branches,
+            branch_weight=self.unimodal_weight,
+        )

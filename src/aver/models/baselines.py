@@ -3,7 +3,8 @@
 audio_only / video_only: the AVT-CA front-end of one modality -> Linear to d -> pre-LN
 Transformer blocks (rotary positions per `cfg.position`; for one modality index and time RoPE
 differ only in scale) -> LayerNorm -> masked pooling -> Linear. late_fusion: the average of an
-audio_only and a video_only model's logits, trained jointly.
+audio_only and a video_only model's logits, trained jointly (with `unimodal_weight > 0` each
+branch also gets its own cross-entropy loss).
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ class LateFusion(nn.Module):
         kw = {"n_classes": n_classes, "audio_dim": audio_dim, "face_size": face_size}
         self.audio = audio_only(cfg, **kw)
         self.video = video_only(cfg, **kw)
+        self.unimodal_weight = cfg.unimodal_weight
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
-        return ModelOutput((self.audio(batch).logits + self.video(batch).logits) / 2)
+        branches = {"audio": self.audio(batch).logits, "video": self.video(batch).logits}
+        return ModelOutput(
+            (branches["audio"] + branches["video"]) / 2,
+            branch_logits=branches,
+            branch_weight=self.unimodal_weight,
+        )

@@ -55,6 +55,24 @@ def pool_width(d: int, how: str) -> int:
     return 2 * d if how == "meanmax" else d
 
 
+class BranchHeads(nn.Module):
+    """One classifier per modality on its pooled pre-fusion tokens (unimodal supervision)."""
+
+    def __init__(self, d: int, n_classes: int, pool: str):
+        super().__init__()
+        self.pool = pool
+        self.audio = nn.Linear(pool_width(d, pool), n_classes)
+        self.video = nn.Linear(pool_width(d, pool), n_classes)
+
+    def forward(
+        self, a: torch.Tensor, a_mask: torch.Tensor, v: torch.Tensor, v_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return {
+            "audio": self.audio(masked_pool(a, a_mask, self.pool)),
+            "video": self.video(masked_pool(v, v_mask, self.pool)),
+        }
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention, queries from x and keys/values from y (self-attention if y is x).
 

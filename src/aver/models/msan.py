@@ -4,7 +4,8 @@ Encoders -> linear projections to d -> a learned modality embedding -> concatena
 pre-LN Transformer blocks whose self-attention sees all tokens (rotary positions per
 `position`) -> final LayerNorm -> masked pooling per modality, concatenated -> Linear.
 With `ctm_weight > 0` a projection head on the audio and video outputs adds the weighted CTM
-loss to `aux_losses["ctm"]`.
+loss to `aux_losses["ctm"]`. With `unimodal_weight > 0` a classifier on each modality's
+projected tokens (before the shared encoder) adds its weighted cross-entropy to the loss.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from torch import nn
 
 from aver.config import ModelConfig
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
-from aver.models.layers import EncoderBlock, check_heads, masked_pool, pool_width
+from aver.models.layers import (
+    BranchHeads,
+    EncoderBlock,
+    check_heads,
+    masked_pool,
+    pool_width,
+)
 from aver.models.losses import CTMHead, ctm_loss
 from aver.models.output import ModelOutput
 from aver.models.rotary import rope_frequencies, sequence_rotation
@@ -40,6 +47,7 @@ class MSANCore(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(2 * pool_width(d, cfg.pool), n_classes)
         self.ctm = CTMHead(d, cfg.ctm_dim) if cfg.ctm_weight > 0 else None
+        self.branches = BranchHeads(d, n_classes, cfg.pool) if cfg.unimodal_weight > 0 else None
 
     def encode(
         self,
@@ -51,8 +59,19 @@ class MSANCore(nn.Module):
         v_times: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder outputs for the audio (B, Ta, d) and video (B, Tv, d) tokens."""
-        ta = a.shape[1]
-        x = torch.cat([self.proj_a(a) + self.modality[0], self.proj_v(v) + self.modality[1]], 1)
+        return self._encode(self.proj_a(a), a_mask, a_times, self.proj_v(v), v_mask, v_times)
+
+    def _encode(
+        self,
+        pa: torch.Tensor,
+        a_mask: torch.Tensor,
+        a_times: torch.Tensor,
+        pv: torch.Tensor,
+        v_mask: torch.Tensor,
+        v_times: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ta = pa.shape[1]
+        x = torch.cat([pa + self.modality[0], pv + self.modality[1]], 1)
         mask = torch.cat([a_mask, v_mask], dim=1)
         rot = sequence_rotation(
             self.cfg.position,
@@ -75,7 +94,8 @@ class MSANCore(nn.Module):
         v_mask: torch.Tensor,
         v_times: torch.Tensor,
     ) -> ModelOutput:
-        ha, hv = self.encode(a, a_mask, a_times, v, v_mask, v_times)
+        pa, pv = self.proj_a(a), self.proj_v(v)
+        ha, hv = self._encode(pa, a_mask, a_times, pv, v_mask, v_times)
         pooled = torch.cat(
             [masked_pool(ha, a_mask, self.cfg.pool), masked_pool(hv, v_mask, self.cfg.pool)], -1
         )
@@ -93,7 +113,8 @@ class MSANCore(nn.Module):
                 temperature=self.cfg.ctm_temperature,
             )
             aux["ctm"] = self.cfg.ctm_weight * loss
-        return ModelOutput(logits, aux)
+        branches = self.branches(pa, a_mask, pv, v_mask) if self.branches is not None else {}
+        return ModelOutput(logits, aux, branches, self.cfg.unimodal_weight)
 
 
 class MSAN(nn.Module):

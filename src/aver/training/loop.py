@@ -124,8 +124,13 @@ def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def total_loss(out: Any, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """CE(logits, label) + sum of the model's (already weighted) auxiliary losses."""
+    """CE(logits, label) + weighted CE of each branch classifier + the (weighted) aux losses."""
     loss = F.cross_entropy(out.logits.float(), labels, label_smoothing=label_smoothing)
+    weight = float(getattr(out, "branch_weight", 0.0))
+    if weight > 0:
+        for logits in out.branch_logits.values():
+            ce = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+            loss = loss + weight * ce
     aux = getattr(out, "aux_losses", None) or {}
     for value in aux.values():
         loss = loss + value.float()
