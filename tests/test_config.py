@@ -49,7 +49,7 @@ def test_missing_file_is_actionable(tmp_path):
 def test_flatten_uses_dotted_keys():
     flat = flatten(parse_params({"train": {"lr": 0.5}}))
     assert flat["train.lr"] == 0.5
-    assert flat["train.model.name"] == "avtca"
+    assert flat["train.model.name"] == "msan"
     assert flat["data.dataset"] == "demo"
 
 

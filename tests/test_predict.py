@@ -287,10 +287,12 @@ def test_predict_json_and_timeline(demo_pipeline, tmp_path):
 
 
 @pytest.mark.e2e
-def test_predict_reproduces_the_pipeline_on_test_clips(demo_pipeline):
-    """In-process on strong-intensity clips of the test speakers: the probabilities equal the
-    model's on the cached features of the same clip (predict ran the same extract, align and
-    cache code with the model's settings), and the classes equal the evaluate stage's."""
+def test_predict_gets_clear_clips_of_unseen_speakers_right(demo_pipeline):
+    """In-process on strong-intensity (clear) clips of the model fold's test speakers, two per
+    class: the probabilities sum to 1 and equal the model's on the cached features of the same
+    clip (predict ran the same extract, align and cache code with the model's settings), the
+    classes equal the evaluate stage's, and they are right: at least 6 of 8, every class at
+    least once (audio alone can reach 0.5 here and faces alone 0.75, by the demo's design)."""
     from aver.features import FeatureCache
     from aver.predict import class_probabilities, input_settings, load_model, predict_video
 
@@ -301,9 +303,9 @@ def test_predict_reproduces_the_pipeline_on_test_clips(demo_pipeline):
     cache = FeatureCache(repo / "data" / "features")
     evaluated = pd.read_csv(repo / "reports" / "confusion.csv", dtype=str).set_index("clip_id")
     clips = _test_clips(repo)
-    strong = clips[clips["intensity"] == "strong"] if "intensity" in clips else clips
-    chosen = strong.groupby("label").head(2)  # every class, 8 clips on the demo
-    assert chosen["label"].nunique() == len(trained.classes)
+    chosen = clips[clips["intensity"] == "strong"].groupby("label").head(2)
+    assert len(chosen) == 2 * len(trained.classes)
+    right: dict[str, int] = {}
     for row in chosen.itertuples():
         pred = predict_video(repo / "data" / "raw" / row.path, trained, settings)
         cached = class_probabilities(trained, [cache.read(row.clip_id)], settings.stats)[0]
@@ -311,6 +313,9 @@ def test_predict_reproduces_the_pipeline_on_test_clips(demo_pipeline):
         assert pred.probs.sum() == pytest.approx(1.0, abs=1e-9)
         assert pred.label == evaluated.at[row.clip_id, "predicted"], row.clip_id
         assert pred.detection_rate >= settings.align.min_detection_rate
+        right[row.label] = right.get(row.label, 0) + int(pred.label == row.label)
+    assert sum(right.values()) >= 6, right
+    assert all(right.get(c, 0) >= 1 for c in trained.classes), right
 
 
 @pytest.mark.e2e

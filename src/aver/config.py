@@ -32,6 +32,9 @@ class DemoConfig(Section):
     fps: float = Field(25.0, gt=0, le=60)
     sample_rate: int = Field(16000, ge=8000, le=48000)
     workers: int = Field(1, ge=1, description="processes generating clips")
+    expression: float = Field(
+        1.0, gt=0, le=3.0, description="scale of the facial expressions (higher: easier faces)"
+    )
 
 
 class FolderConfig(Section):
@@ -149,7 +152,7 @@ class CacheConfig(Section):
 
 
 class ModelConfig(Section):
-    name: Literal["avtca", "msan", "audio_only", "video_only", "late_fusion"] = "avtca"
+    name: Literal["avtca", "msan", "audio_only", "video_only", "late_fusion"] = "msan"
     variant: Literal["it1", "it4", "ct1", "ct4", "full"] = "full"
     position: Literal["none", "index_rope", "tarope"] = "tarope"
     ctm_weight: float = Field(0.1, ge=0)
@@ -170,7 +173,7 @@ class ModelConfig(Section):
     )
     ctm_dim: int = Field(32, ge=4, description="CTM projection head output width")
     unimodal_weight: float = Field(
-        0.0,
+        1.0,
         ge=0,
         description="fusion models: weight of a cross-entropy loss on each modality's own "
         "classifier (pre-fusion encoder tokens; late_fusion: each branch); 0 = off",

@@ -11,7 +11,14 @@ import pytest
 
 from aver.config import DemoConfig
 from aver.datasets import get_dataset
-from aver.datasets.demo import EMOTIONS, generate, plan_clips, render_audio
+from aver.datasets.demo import (
+    EMOTIONS,
+    generate,
+    plan_clips,
+    render_audio,
+    render_media,
+    speaker_appearance,
+)
 from tests.datasets.conftest import make_params
 
 TINY = {"speakers": 2, "clips_per_class": 1, "duration_s": 1.0, "size": 160}
@@ -167,6 +174,23 @@ def test_mouth_corners_rise_for_happy_drop_for_sad_and_stay_for_angry(faces):
         assert corner("03") < neutral - 0.03  # happy: corners up (smaller height)
         assert corner("04") > neutral + 0.03  # sad: corners down
         assert abs(corner("05") - neutral) < 0.03  # angry: the same neutral face
+
+
+def test_expression_scale_strengthens_the_expression_only():
+    """data.demo.expression scales the face's warp away from the neutral face; the clip is
+    otherwise the same (head motion, mouth, voice)."""
+    base = DemoConfig(**TINY)
+    for emotion in ("happy", "sad"):
+        clip = next(c for c in plan_clips(base) if c.emotion == emotion)
+        look = speaker_appearance(base.seed, clip.speaker, base.size)
+        renders = {
+            scale: render_media(clip, look, DemoConfig(**TINY, expression=scale))
+            for scale in (1e-3, 1.0, 2.0)
+        }
+        neutral = renders[1e-3][0].astype(np.int16)
+        change = {s: np.abs(renders[s][0] - neutral).mean() for s in (1.0, 2.0)}
+        assert change[2.0] > 1.25 * change[1.0] > 0, (emotion, change)
+        np.testing.assert_array_equal(renders[1.0][1], renders[2.0][1])  # the voice
 
 
 def _f0_semitones(x: np.ndarray, sr: int = 16000) -> float:

@@ -20,6 +20,7 @@ SMALL = {
     "video_stride": 1,
     "ctm_dim": 8,
     "dropout": 0.1,
+    "unimodal_weight": 0.0,  # the "-unimodal" cases turn the branch classifiers on
 }
 
 # (test id, overrides): every model and every variant/ablation.

@@ -16,12 +16,16 @@ TINY = {
     "data": {"demo": {"speakers": 3, "clips_per_class": 1, "duration_s": 1.0}},
 }
 
-# The whole pipeline, small enough for CI on 2 cores yet large enough to learn the demo classes.
+# The whole pipeline, small enough for CI on 2 cores yet large enough to learn the demo classes:
+# 12 speakers (from fewer the face cue does not carry over to new speakers), a normal and a
+# strong clip per class (96 clips; fold 0 tests on 4 unseen speakers), expressions 1.5x the
+# default so that 60 epochs on ~50 training clips learn the faces (default strength: 0.72 test
+# accuracy, happy/sad at 0.5; 1.5x: 0.84 on this split).
 TINY_PIPELINE = {
-    "data": {"demo": {"speakers": 4, "clips_per_class": 3, "duration_s": 1.6}},
+    "data": {"demo": {"speakers": 12, "clips_per_class": 2, "duration_s": 1.6, "expression": 1.5}},
     "cache": {"window_s": 1.6},
     "tune": {"num_samples": 2, "max_epochs": 2, "max_concurrent": 2, "ray_num_cpus": 2},
-    "train": {"epochs": 12, "batch_size": 8},
+    "train": {"epochs": 60, "batch_size": 8},
 }
 
 

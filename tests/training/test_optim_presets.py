@@ -54,13 +54,20 @@ def test_optimizers():
 
 def test_preset_sets_its_keys_and_leaves_the_rest():
     params = parse_params(
-        {"train": {"preset": "avtca_paper", "epochs": 5, "model": {"variant": "ct4"}}}
+        {
+            "train": {
+                "preset": "avtca_paper",
+                "epochs": 5,
+                "model": {"variant": "ct4", "unimodal_weight": 1.0},
+            }
+        }
     )
     resolved, applied = resolve_params(params)
     t = resolved.train
     assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("adam", 0.01, 0.001, 8)
     assert t.epochs == 128  # the preset wins over params.yaml for the keys it lists
     assert t.model.name == "avtca" and t.model.variant == "full"
+    assert t.model.unimodal_weight == 0.0  # the paper trains on the fused logits only
     assert t.seed == parse_params({}).train.seed  # keys it does not list are untouched
     assert applied["preset.lr"] == 0.01 and applied["preset.epochs"] == 128
     # no preset: nothing changes

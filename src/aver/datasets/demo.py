@@ -152,13 +152,13 @@ def render_media(
     """(frames (T, S, S, 3) uint8 RGB, audio (N,) float32) for one clip.
 
     The mouth follows the audio's syllables; the face shows an expression only for happy (smile)
-    and sad (frown), stronger at intensity 02.
+    and sad (frown), stronger at intensity 02, scaled by `cfg.expression`.
     """
     expression = EMOTIONS[clip.emotion].expression
     audio, syllables = render_audio(clip, cfg)
     rng = _clip_rngs(cfg.seed, clip)[1]
     times = np.arange(round(cfg.duration_s * cfg.fps)) / cfg.fps
-    strength = rng.uniform(1.2, 1.8) * (1.3 if clip.intensity == 2 else 1.0)
+    strength = rng.uniform(1.2, 1.8) * (1.3 if clip.intensity == 2 else 1.0) * cfg.expression
     frames = render_clip(
         appearance,
         rng,

@@ -1,13 +1,12 @@
 """Named training presets and how they combine with params.yaml and tuned values.
 
 Precedence, lowest to highest:
-  1. TrainConfig defaults (aver.config)
-  2. the preset named by `train.preset`
-  3. keys written in params.yaml under `train:` (explicitly set, even to the default value)
-  4. tuned values from `train.tuned_params` (reports/tune/best_params.yaml) when `train.use_tuned`
+  1. TrainConfig defaults (aver.config) and the keys written in params.yaml under `train:`
+  2. the preset named by `train.preset`: it sets exactly the keys it lists, over params.yaml
+     (so `dvc exp run -S train.preset=avtca_paper` runs the preset as published)
+  3. tuned values from `train.tuned_params` (reports/tune/best_params.yaml) when `train.use_tuned`
 
-So a preset fills only the train keys that params.yaml leaves out: to use `avtca_paper` as is,
-delete (or comment out) the keys it sets from params.yaml.
+To change one of a preset's keys, copy the preset's values into params.yaml and drop the preset.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "early_stop_patience": None,
         "model.name": "avtca",
         "model.variant": "full",
+        "model.unimodal_weight": 0.0,  # not in the paper
     },
     # A minute on a laptop CPU: a small MSAN for smoke runs and the demo dataset.
     "demo_fast": {
