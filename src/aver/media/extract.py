@@ -153,7 +153,14 @@ def _encode_video(
             map_metadata=-1,
             map_chapters=-1,
             f="mp4",
-            **{"frames:v": max_frames, "fps_mode": "passthrough"},
+            # one x264 thread, cpu-independent: the same bytes on every run (a resumed extract
+            # must equal a clean one; multi-threaded x264 output varied between runs)
+            threads=1,
+            **{
+                "frames:v": max_frames,
+                "fps_mode": "passthrough",
+                "x264-params": "cpu-independent=1",
+            },
         )
     )
     _run(stream, src, "video")
