@@ -96,8 +96,7 @@ def test_repro_is_a_noop_and_param_changes_rerun_only_downstream(demo_pipeline, 
     assert _ran(out) == set(), out
     assert "up to date" in out
 
-    repo = _copy(repo, tmp_path / "repo")  # the session's model stays as trained
-    env = {**env, "PYTHONPATH": str(repo / "src")}
+    repo, env = _copy(repo, env, tmp_path / "repo")  # the session's model stays as trained
     params_path = repo / "params.yaml"
     original = params_path.read_text()
     params = yaml.safe_load(original)
@@ -117,16 +116,16 @@ def test_repro_is_a_noop_and_param_changes_rerun_only_downstream(demo_pipeline, 
     assert "train" in ran and ran <= {"train", "evaluate"}, ran
 
 
-def _copy(repo, dest):
-    """A private copy of the fixture repo (git, DVC cache, outputs) for drills that mutate it."""
+def _copy(repo, env, dest):
+    """A private copy of the fixture repo (git, DVC cache, outputs) for drills that mutate it,
+    and the env that runs its own code."""
     shutil.copytree(repo, dest, symlinks=True)
-    return dest
+    return dest, {**env, "PYTHONPATH": str(dest / "src")}
 
 
 def test_dvc_exp_run_is_listed_in_exp_show(demo_pipeline, tmp_path):
     repo, env = demo_pipeline
-    repo = _copy(repo, tmp_path / "repo")
-    env = {**env, "PYTHONPATH": str(repo / "src")}
+    repo, env = _copy(repo, env, tmp_path / "repo")
     dvc(repo, env, "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005", "-S", "train.epochs=2")
     shown = dvc(repo, env, "exp", "show", "--json")
     assert "lr-half" in shown and "0.0005" in shown
@@ -135,8 +134,7 @@ def test_dvc_exp_run_is_listed_in_exp_show(demo_pipeline, tmp_path):
 
 def test_push_delete_pull_restores_a_clean_status(demo_pipeline, tmp_path):
     repo, env = demo_pipeline
-    repo = _copy(repo, tmp_path / "repo")
-    env = {**env, "PYTHONPATH": str(repo / "src")}
+    repo, env = _copy(repo, env, tmp_path / "repo")
     remote = (repo / ".dvc" / "../../aver-dvc-storage").resolve()
     assert remote.parent == tmp_path
     assert "up to date" in dvc(repo, env, "status")

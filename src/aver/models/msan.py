@@ -15,13 +15,7 @@ from torch import nn
 
 from aver.config import ModelConfig
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
-from aver.models.layers import (
-    BranchHeads,
-    EncoderBlock,
-    check_heads,
-    masked_pool,
-    pool_width,
-)
+from aver.models.layers import BranchHeads, EncoderBlock, check_heads, masked_pool, pool_width
 from aver.models.losses import CTMHead, ctm_loss
 from aver.models.output import ModelOutput
 from aver.models.rotary import rope_frequencies, sequence_rotation
@@ -114,7 +108,9 @@ class MSANCore(nn.Module):
             )
             aux["ctm"] = self.cfg.ctm_weight * loss
         branches = self.branches(pa, a_mask, pv, v_mask) if self.branches is not None else {}
-        return ModelOutput(logits, aux, branches, self.cfg.unimodal_weight)
+        return ModelOutput(
+            logits, aux, branch_logits=branches, branch_weight=self.cfg.unimodal_weight
+        )
 
 
 class MSAN(nn.Module):
