@@ -3,6 +3,8 @@
 Thin entry point; the logic lives in aver.features.pipeline.
 """
 
+import workspace_src  # noqa: F401  (this workspace's src/ first)
+
 from aver.features.pipeline import run
 from aver.stage import main
 

@@ -3,6 +3,8 @@
 Thin entry point; the logic lives in aver.datasets.download.
 """
 
+import workspace_src  # noqa: F401  (this workspace's src/ first)
+
 from aver.datasets.download import run
 from aver.stage import main
 

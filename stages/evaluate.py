@@ -3,6 +3,8 @@
 Thin entry point; the logic lives in aver.evaluation.pipeline.
 """
 
+import workspace_src  # noqa: F401  (this workspace's src/ first)
+
 from aver.evaluation.pipeline import run
 from aver.stage import main
 

@@ -3,6 +3,8 @@
 Thin entry point; the logic lives in aver.media.pipeline.
 """
 
+import workspace_src  # noqa: F401  (this workspace's src/ first)
+
 from aver.media.pipeline import run
 from aver.stage import main
 

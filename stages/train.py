@@ -3,6 +3,8 @@
 Thin entry point; the logic lives in aver.training.pipeline.
 """
 
+import workspace_src  # noqa: F401  (this workspace's src/ first)
+
 from aver.stage import main
 from aver.training.pipeline import run
 

@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None:  # the console script: run the code of the workspace it is started in
+        from aver.workspace import run_own_code
+
+        run_own_code(sys.argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from aver.config import Params, load_params
 from aver.errors import AverError
+from aver.workspace import code_info
 
 
 def main(name: str, fn: Callable[[Params], object], argv: list[str] | None = None) -> None:
@@ -17,6 +18,7 @@ def main(name: str, fn: Callable[[Params], object], argv: list[str] | None = Non
     parser.add_argument("--params", default="params.yaml", help="parameter file (params.yaml)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
+    logging.getLogger(__name__).info("%s", code_info().describe())
     try:
         fn(load_params(args.params))
     except AverError as err:

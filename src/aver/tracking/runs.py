@@ -13,7 +13,6 @@ import hashlib
 import logging
 import math
 import os
-import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from aver.config import TrackingConfig
 from aver.errors import AverError
+from aver.workspace import code_info
 
 log = logging.getLogger(__name__)
 DEFAULT_URI = "sqlite:///mlruns.db"
@@ -129,18 +129,18 @@ def start(
     The run ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C.
     """
     reuse = run_id if run_exists(run_id) else None
+    tags = {**code_info().tags(), **(tags or {})}
     kwargs: dict[str, Any] = (
         {"run_id": reuse} if reuse else {"experiment_id": experiment_id, "run_name": run_name}
     )
     if parent_run_id and not reuse:
-        kwargs["tags"] = {PARENT_TAG: parent_run_id, **(tags or {})}
-    elif tags and not reuse:
+        kwargs["tags"] = {PARENT_TAG: parent_run_id, **tags}
+    elif not reuse:
         kwargs["tags"] = dict(tags)
     run = mlflow.start_run(nested=mlflow.active_run() is not None, **kwargs)
     if reuse:
         log.info("continuing MLflow run %s (%s)", reuse, run_name)
-        if tags:
-            mlflow.set_tags(dict(tags))
+        mlflow.set_tags(dict(tags))
     try:
         yield run
     except KeyboardInterrupt:
@@ -190,26 +190,6 @@ def logged_steps(run_id: str, key: str) -> set[int]:
 
 def log_yaml(obj: Any, artifact_file: str) -> None:
     mlflow.log_text(yaml.safe_dump(obj, sort_keys=False), artifact_file)
-
-
-def git_commit(cwd: str | Path = ".") -> tuple[str, bool]:
-    """(commit hash or "unknown", whether the worktree has uncommitted changes)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0:
-            return "unknown", False
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return head.stdout.strip(), bool(status.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", False
 
 
 def data_fingerprint(cache_dir: str | Path, lock: str | Path = "dvc.lock") -> dict[str, str]:

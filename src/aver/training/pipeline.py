@@ -46,6 +46,7 @@ from aver.training.metrics import (
     confusion_matrix,
 )
 from aver.training.presets import resolve_params
+from aver.workspace import git_state
 
 log = logging.getLogger(__name__)
 SUMMARY = "train_summary.json"
@@ -164,7 +165,7 @@ def run(params: Params) -> dict[str, Any]:
     out = Path(cfg.out)
     dataset = resolved.data.dataset
     fp = runs.data_fingerprint(cache.path)
-    commit, dirty = runs.git_commit()
+    commit, dirty = git_state(".")
     tags = {
         "aver.stage": "train",
         "dataset": dataset,
