@@ -1,6 +1,7 @@
 """Two clones on one machine share the cached venv, yet each runs its own code.
 
-Clone B carries an edit of `aver/__init__.py` that announces itself. Each clone's stage script,
+Clone B carries an edit of `aver/stage.py` (imported only by a stage run) that announces
+itself. Each clone's stage script,
 `aver` command and `dvc exp run --temp` must report (the stage's `code ...` log line) and run
 (the edit's output) the code of the workspace they run in, whichever clone ran setup last.
 """
@@ -60,8 +61,8 @@ def clones(tmp_path_factory) -> dict[str, tuple[Path, dict[str, str]]]:
     for name in ("A", "B"):
         clone = make_pipeline_repo(root / name, TINY)
         made[name] = (clone, _env(clone, cache))
-    init = made["B"][0] / "src" / "aver" / "__init__.py"
-    init.write_text(init.read_text() + f"import sys as _s\n\nprint({MARK!r}, file=_s.stderr)\n")
+    stage = made["B"][0] / "src" / "aver" / "stage.py"
+    stage.write_text(stage.read_text() + f"\nprint({MARK!r}, file=sys.stderr)\n")
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     _run([*git, "commit", "-qam", "clone B's edit"], made["B"][0], made["B"][1])
     # A first, then B: with one venv pointing at the last clone set up, A would run B's code.
