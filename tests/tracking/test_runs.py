@@ -100,14 +100,6 @@ def test_data_fingerprint_follows_cache_content_and_dvc_lock(tmp_path: Path):
     assert runs.data_fingerprint(cache, tmp_path / "dvc.lock")["dvc_cache_md5"] == "abc123.dir"
 
 
-def test_git_commit_of_this_checkout():
-    repo = Path(__file__).resolve().parents[2]
-    commit, _ = runs.git_commit(repo)
-    assert len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
-    assert runs.git_commit("/")[0] == "unknown"
-    mlflow.set_tracking_uri(None)
-
-
 def test_unreachable_server_fails_fast_with_a_fix(monkeypatch: pytest.MonkeyPatch):
     import socket
     import time
@@ -123,3 +115,17 @@ def test_unreachable_server_fails_fast_with_a_fix(monkeypatch: pytest.MonkeyPatc
         runs.setup(TrackingConfig(), "demo")
     assert time.monotonic() - t0 < 15 and "MLFLOW_TRACKING_URI" in str(err.value)
     mlflow.set_tracking_uri(None)
+
+
+def test_every_run_is_tagged_with_the_code_that_ran(embedded_store: Path):
+    from aver.workspace import code_info, package_dir
+
+    exp_id = runs.setup(TrackingConfig(), "demo")
+    parent_id, child_id = _nested_runs(exp_id)
+    info = code_info()
+    assert info.path == str(package_dir()) == str(Path(runs.__file__).resolve().parents[1])
+    for run_id in (parent_id, child_id):
+        tags = MlflowClient().get_run(run_id).data.tags
+        assert tags["aver.code_path"] == info.path
+        assert tags["aver.code_commit"] == info.commit != ""
+        assert tags["aver.code_dirty"] in ("True", "False")
