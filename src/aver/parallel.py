@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -51,26 +52,23 @@ def imap_unordered(
         bar.close()
 
 
-LOOPBACK_NODE_IP = "127.0.0.2"
+LOOPBACK_NODE_IP = "127.0.0.1"
 
 
 def ray_init(*, num_cpus: int | None = None, runtime_env: dict | None = None) -> None:
-    """Connect to the cluster at RAY_ADDRESS, else start a local Ray bound to loopback.
+    """Connect to the cluster at RAY_ADDRESS, else start a private local Ray on loopback only.
 
-    Ray rewrites 127.0.0.1 to the machine's network address, so a local Ray on Linux uses
-    another loopback address (127.0.0.2) and never listens on or talks to the network.
+    Ray's servers (GCS, raylet node and object managers, workers, agents) listen on 127.0.0.1
+    only when the node IP is exactly 127.0.0.1, else on every interface; so the local Ray gets
+    that node IP, kept by `_keep_loopback` (Ray on Linux would swap it for the network address).
     AVER_RAY_NODE_IP overrides this machine's node address (local Ray or cluster driver).
     """
-    import sys
-
     import ray
 
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS") or None
-    node_ip = os.environ.get("AVER_RAY_NODE_IP")
-    if not address and not node_ip and sys.platform == "linux":
-        node_ip = LOOPBACK_NODE_IP
+    node_ip = os.environ.get("AVER_RAY_NODE_IP") or (None if address else LOOPBACK_NODE_IP)
     kwargs: dict = {"include_dashboard": False, "log_to_driver": True}
     if node_ip:
         kwargs["_node_ip_address"] = node_ip
@@ -78,9 +76,28 @@ def ray_init(*, num_cpus: int | None = None, runtime_env: dict | None = None) ->
         kwargs["num_cpus"] = num_cpus
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
-    # "local" starts a fresh instance: never join a cluster nobody asked for (a stale
-    # /tmp/ray/ray_current_cluster would otherwise be tried).
-    ray.init(address=address or "local", **kwargs)
+    local_loopback = not address and node_ip == LOOPBACK_NODE_IP
+    with _keep_loopback() if local_loopback else contextlib.nullcontext():
+        # "local" starts a fresh instance: never join a cluster nobody asked for (a stale
+        # /tmp/ray/ray_current_cluster would otherwise be tried).
+        ray.init(address=address or "local", **kwargs)
+
+
+@contextlib.contextmanager
+def _keep_loopback() -> Iterator[None]:
+    """Stop `ray.init` from replacing node IP 127.0.0.1 with the machine's network address.
+
+    Ray does that only while `ray_constants.ENABLE_RAY_CLUSTER` is true (the default on Linux;
+    env RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER, read at import), so it is false for the call.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def _ray_map(fn, items, bar, num_cpus):

@@ -24,7 +24,7 @@ from typing import IO
 from tqdm.auto import tqdm
 
 from aver.errors import DataError
-from aver.io.atomic import write_json
+from aver.io.atomic import fsync_dir, promote_file, write_json
 
 REFETCH = "delete the archive and rerun the download stage to fetch it again"
 
@@ -69,6 +69,7 @@ def safe_extract(archive: str | Path, target: str | Path, *, progress: bool = Tr
                 continue
             _write_file(archive, entry, dest, opener)
             files.append(dest)
+    _fsync_dirs(target, files)
     st = archive.stat()
     rel = sorted({f.relative_to(target).as_posix() for f in files})
     write_json(
@@ -76,6 +77,15 @@ def safe_extract(archive: str | Path, target: str | Path, *, progress: bool = Tr
         {"archive": archive.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "files": rel},
     )
     return [target / r for r in rel]
+
+
+def _fsync_dirs(target: Path, files: list[Path]) -> None:
+    """fsync `target`, its parent and every directory under `target` that holds a file."""
+    dirs = {target, target.parent}
+    for path in files:
+        dirs.update(p for p in path.parents if p == target or target in p.parents)
+    for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        fsync_dir(directory)
 
 
 def _finished(archive: Path, target: Path) -> list[Path] | None:
@@ -218,7 +228,7 @@ def _write_file(archive: Path, entry: _Entry, dest: Path, opener: Opener) -> Non
                 ) from None
         # Regular permissions only (no setuid/setgid/sticky); readable by the owner at least.
         os.chmod(tmp, (entry.mode & 0o777 or 0o644) | 0o600)
-        os.replace(tmp, dest)
+        promote_file(tmp, dest, sync_dir=False)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

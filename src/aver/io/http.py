@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import urllib3
 from tqdm.auto import tqdm
 
 from aver.errors import DownloadError
-from aver.io.atomic import write_json
+from aver.io.atomic import promote_file, write_json
 from aver.io.checksums import new_hashers, update_from_file
 
 log = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ def download(
     finally:
         if session is None:
             sess.close()
-    os.replace(transfer.part, dest)
+    promote_file(transfer.part, dest)
     _write_stamp(dest, digests, url)
     log.info("downloaded %s (%d bytes)", dest, dest.stat().st_size)
     return dest

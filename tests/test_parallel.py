@@ -1,0 +1,79 @@
+"""aver.parallel: the private local Ray listens on loopback only."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+# Starts a private local Ray through aver, runs one task (so a worker process starts its gRPC
+# server too), prints every listening TCP socket of this process and its descendants, shuts Ray
+# down and prints the process ids with their start times (to check none is left).
+LISTENERS = """
+import json, psutil, ray
+from aver.parallel import ray_init
+
+ray_init(num_cpus=1)
+assert ray.get(ray.remote(lambda: 1).remote()) == 1
+me = psutil.Process()
+procs = [me, *me.children(recursive=True)]
+listening = [
+    [p.pid, p.name(), c.laddr.ip, c.laddr.port]
+    for p in procs
+    for c in p.net_connections(kind="tcp")
+    if c.status == psutil.CONN_LISTEN
+]
+ray.shutdown()
+print("RESULT", json.dumps({
+    "listening": listening,
+    "procs": [[p.pid, p.create_time()] for p in procs if p.pid != me.pid],
+}))
+"""
+
+
+def _is_loopback(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip)
+    mapped = getattr(addr, "ipv4_mapped", None)  # ::ffff:127.0.0.1, an IPv6 socket on loopback
+    return (mapped or addr).is_loopback
+
+
+def _leftovers(procs: list[list]) -> list[psutil.Process]:
+    """The processes of `procs` (pid, create_time) still running."""
+    alive = []
+    for pid, created in procs:
+        try:
+            proc = psutil.Process(pid)
+            if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the sockets of Linux processes")
+def test_private_local_ray_listens_on_loopback_only(venv_env):
+    """Every TCP socket the GCS, raylet (node and object managers), driver, workers and the
+    runtime-env agent listen on is on 127.0.0.1 (Ray binds them to loopback only when the node IP
+    is exactly 127.0.0.1). This venv's Ray is the minimal install, so the dashboard agent opens
+    no port here; with ray[default] its gRPC and HTTP servers follow the same node IP."""
+    env = {k: v for k, v in venv_env.items() if k not in ("RAY_ADDRESS", "AVER_RAY_NODE_IP")}
+    run = subprocess.run(
+        [sys.executable, "-c", LISTENERS], env=env, capture_output=True, text=True, timeout=300
+    )
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, run.stderr[-3000:]
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    _gone, left = psutil.wait_procs(_leftovers(result["procs"]), timeout=15)
+    for proc in left:  # never leave a Ray behind, even when the test fails
+        proc.kill()
+    assert not left, f"Ray processes left 15 s after ray.shutdown(): {left}"
+
+    listening = result["listening"]
+    names = {name for _pid, name, _ip, _port in listening}
+    assert {"gcs_server", "raylet"} <= names, listening  # the check saw Ray's servers
+    wide = [entry for entry in listening if not _is_loopback(entry[2])]
+    assert not wide, f"listening beyond loopback (pid, process, address, port): {wide}"
