@@ -90,9 +90,45 @@ class DataConfig(Section):
 class DownloadConfig(Section):
     retries: int = Field(5, ge=0)
     backoff_s: float = Field(1.0, ge=0)
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0, description="connect and per-read timeout, seconds")
     chunk_bytes: int = Field(1 << 20, ge=1024)
     workers: int = Field(2, ge=1)
+    min_rate_bytes_s: float = Field(
+        1024.0, ge=0, description="end a transfer slower than this over rate_window_s (0 = off)"
+    )
+    rate_window_s: float = Field(30.0, gt=0, description="window of the min_rate_bytes_s check")
+    deadline_s: float | None = Field(
+        None, gt=0, description="per-file limit over all retries, seconds (null = none)"
+    )
+    max_archive_bytes: int = Field(
+        200_000_000_000, ge=1, description="largest total uncompressed size of one archive"
+    )
+    max_compression_ratio: float = Field(
+        100.0, ge=1, description="largest uncompressed/compressed size ratio (zip bombs)"
+    )
+    extract_margin_bytes: int = Field(
+        256 << 20, ge=0, description="free disk space to keep beyond an extracted archive"
+    )
+
+    def transfer_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of aver.io.http.download for these settings."""
+        return {
+            "retries": self.retries,
+            "backoff_s": self.backoff_s,
+            "timeout_s": self.timeout_s,
+            "chunk_bytes": self.chunk_bytes,
+            "min_rate_bytes_s": self.min_rate_bytes_s,
+            "rate_window_s": self.rate_window_s,
+            "deadline_s": self.deadline_s,
+        }
+
+    def extract_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of aver.io.archives.safe_extract for these settings."""
+        return {
+            "max_bytes": self.max_archive_bytes,
+            "max_ratio": self.max_compression_ratio,
+            "margin_bytes": self.extract_margin_bytes,
+        }
 
 
 class ExtractConfig(Section):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from aver.config import AlignConfig
+from aver.config import AlignConfig, DownloadConfig
 from aver.errors import ConfigError, DataError, DownloadError
 from aver.faces.detectors import make_detector
 from aver.faces.retinaface import (
@@ -98,9 +98,34 @@ def test_unreachable_url_names_the_cache_path(tmp_path):
         retinaface_sha256="0" * 64,
     )
     with pytest.raises(DownloadError) as err:
-        resolve_weights(cfg, retries=0)
+        resolve_weights(cfg, DownloadConfig(retries=0))
     assert str(tmp_path / "retinaface.pth") in str(err.value)
     assert not (tmp_path / "retinaface.pth").exists()
+
+
+def test_url_without_sha256_is_pinned_beside_the_cache(tmp_path):
+    import hashlib
+    import json
+
+    from tests.support.http_server import FileServer
+
+    torch.save({"x": torch.zeros(1)}, tmp_path / "w.pth")
+    data = (tmp_path / "w.pth").read_bytes()
+    cache = tmp_path / "cache"
+    dl = DownloadConfig(backoff_s=0, retries=0)
+    with FileServer({"/w.pth": data}) as srv:
+        cfg = AlignConfig(
+            detector="retinaface", weights_cache=str(cache), retinaface_url=srv.url("/w.pth")
+        )
+        assert resolve_weights(cfg, dl) == cache / "w.pth"
+        pins = json.loads((cache / "downloads.lock.json").read_text())["files"]
+        assert pins[srv.url("/w.pth")]["sha256"] == hashlib.sha256(data).hexdigest()
+
+        srv.add("/w.pth", data[::-1])  # changed upstream; the cached copy is gone
+        (cache / "w.pth").unlink()
+        with pytest.raises(DownloadError, match="its pin in"):
+            resolve_weights(cfg, dl)
+        assert not (cache / "w.pth").exists()
 
 
 def test_zipped_release_format(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import tarfile
 import zipfile
@@ -22,6 +23,7 @@ def make_zip(path: Path, entries: list[tuple[str, bytes, int | None]]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data, mode in entries:
             info = zipfile.ZipInfo(name)  # keeps the name verbatim ('/abs', '../x')
+            info.compress_type = zipfile.ZIP_DEFLATED
             if mode is not None:
                 info.external_attr = mode << 16
             zf.writestr(info, data)
@@ -160,3 +162,60 @@ def test_not_an_archive_and_truncated_archive(area):
     with pytest.raises(DataError, match="corrupt"):
         safe_extract(cut, target, progress=False)
     assert not marker_path(cut, target).exists()
+
+
+def make(kind: str, path: Path, entries: dict[str, bytes]) -> Path:
+    if kind == "zip":
+        return make_zip(path.with_suffix(".zip"), [(n, d, None) for n, d in entries.items()])
+    return make_tar(path.with_suffix(".tar.gz"), list(entries.items()))
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_archive_over_the_size_limit_is_refused_and_writes_nothing(area, kind):
+    holder, target = area
+    archive = make(kind, holder / "big", {"a/one.bin": os.urandom(60_000), "b.bin": b"x" * 10})
+    with pytest.raises(DataError) as info:
+        safe_extract(archive, target, progress=False, max_bytes=50_000)
+    msg = str(info.value)
+    assert str(archive) in msg and "60,010 bytes (2 files)" in msg and "50,000" in msg
+    assert "download.max_archive_bytes" in msg and "nothing was extracted" in msg
+    assert tree(target) == []
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_zip_bomb_ratio_is_refused_and_writes_nothing(area, kind):
+    holder, target = area
+    archive = make(kind, holder / "bomb", {"zeros.bin": bytes(5_000_000)})
+    ratio = 5_000_000 / archive.stat().st_size
+    assert ratio > 100  # the default limit
+    with pytest.raises(DataError) as info:
+        safe_extract(archive, target, progress=False)
+    msg = str(info.value)
+    assert str(archive) in msg and f"{ratio:,.0f}x" in msg and "5,000,000 bytes" in msg
+    assert "download.max_compression_ratio = 100" in msg
+    assert tree(target) == []
+    # Trusted on purpose: a higher limit lets it through.
+    safe_extract(archive, target, progress=False, max_ratio=ratio + 1)
+    assert (target / "zeros.bin").stat().st_size == 5_000_000
+
+
+def test_not_enough_free_disk_space_is_refused_and_writes_nothing(area, monkeypatch):
+    holder, target = area
+    archive = make_zip(holder / "a.zip", [(n, d, None) for n, d in GOOD.items()])
+    total = sum(map(len, GOOD.values()))
+    seen = []
+
+    def disk_usage(path):
+        seen.append(Path(path))
+        return shutil._ntuple_diskusage(10**9, 10**9 - total - 999, total + 999)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    with pytest.raises(DataError) as info:
+        safe_extract(archive, target, progress=False, margin_bytes=1000)
+    msg = str(info.value)
+    assert seen == [target] and str(archive) in msg and str(target) in msg
+    assert f"needs {total:,} bytes" in msg and f"{total + 999:,} bytes free" in msg
+    assert "download.extract_margin_bytes = 1,000" in msg and "free disk space" in msg
+    assert tree(target) == []
+    safe_extract(archive, target, progress=False, margin_bytes=999)  # exactly fits
+    assert (target / "actor_01" / "a.txt").read_bytes() == b"alpha"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 from typing import ClassVar
@@ -15,7 +16,7 @@ import pytest
 from aver.config import Params, parse_params
 from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.datasets.download import run
-from aver.errors import DataError, DownloadError
+from aver.errors import ConfigError, DataError, DownloadError
 from tests.support.http_server import FileServer
 
 CLASSES = ("neutral", "happy", "sad")
@@ -158,3 +159,46 @@ def test_source_paths_must_stay_inside_the_root(http_server, tmp_path):
     with pytest.raises(DataError, match="not a relative path inside the data root"):
         run(params_for(tmp_path / "raw"), Escaping(http_server, b"", b""))
     assert not (tmp_path / "outside.bin").exists() and http_server.requests == []
+
+
+class Unchecked(LoopbackDataset):
+    """Like MOSEI or the CREMA-D tables: the labels file has no published checksum."""
+
+    def sources(self, params: Params) -> list[Source]:
+        archive, labels = super().sources(params)
+        return [archive, Source(url=labels.url, dest=labels.dest)]
+
+
+def test_files_without_checksum_are_pinned_and_a_server_change_is_refused(served, tmp_path, caplog):
+    server, spec = served
+    spec = Unchecked(server, spec.archive, spec.labels)
+    root = tmp_path / "raw"
+    url = server.url("/records/1/files/labels.json/content")
+    with caplog.at_level(logging.INFO, logger="aver"):
+        run(params_for(root), spec)
+        run(params_for(root), spec)  # nothing new to pin
+    pins = json.loads((root / "downloads.lock.json").read_text())["files"]
+    assert list(pins) == [url] and pins[url]["file"] == "labels.json"
+    assert pins[url]["sha256"] == hashlib.sha256(spec.labels).hexdigest()
+    lines = [r.getMessage() for r in caplog.records if "pinned on first use" in r.getMessage()]
+    assert len(lines) == 1 and "labels.json" in lines[0] and "clips.zip" not in lines[0]
+
+    server.add("/records/1/files/labels.json/content", spec.labels.replace(b"sad", b"mad"))
+    (root / "labels.json").unlink()
+    with pytest.raises(DownloadError) as info:
+        run(params_for(root), spec)
+    assert url in str(info.value) and "downloads.lock.json" in str(info.value)
+    assert not (root / "labels.json").exists()
+
+
+def test_archive_limits_come_from_params(served, tmp_path):
+    _, spec = served
+    root = tmp_path / "raw"
+    params = parse_params(
+        {"data": {"root": str(root)}, "download": {"backoff_s": 0.0, "max_archive_bytes": 1000}}
+    )
+    with pytest.raises(DataError, match=r"download\.max_archive_bytes = 1,000"):
+        run(params, spec)
+    assert list((root / "clips").iterdir()) == []
+    with pytest.raises(ConfigError, match="max_compression_ratio"):
+        parse_params({"download": {"max_compression_ratio": 0.5}})

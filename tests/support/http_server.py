@@ -11,30 +11,39 @@
                                                   # then the connection is closed
         srv.corrupt("/files/a.zip")               # serve wrong bytes (same length) from now on
         srv.stall("/files/a.zip", after=10, seconds=2)  # pause mid-body (read-timeout tests)
+        srv.trickle("/files/a.zip", chunk=10, interval=0.1)  # 10 bytes every 0.1 s
+        srv.redirect("/old", "http://elsewhere/new")  # answer 302 with that Location
+        srv.connections                           # TCP connections accepted (TLS or not)
         srv.no_range = True                       # ignore Range headers (always 200, whole file)
         srv.requests                              # every request: Request(method, path, ...)
         srv.requests_for("/files/a.zip")
         srv.ranges("/files/a.zip")                # the Range header of each request (or None)
 
-Faults form a queue per path, consumed one per request in the order added; with an empty queue
-the file is served normally. `times=None` keeps a fault in effect until `clear_faults(path)`.
-`after` counts bytes of that response's body. Paths are matched without the query string
-(recorded in `Request.query`); unknown paths answer 404. Ranges: `bytes=N-`, `bytes=N-M`,
-`bytes=-S`; a start at or past the end answers 416 with `Content-Range: bytes */<size>`.
-The pytest fixture `http_server` (tests/io/conftest.py; copy it into another conftest to reuse)
-yields a started FileServer.
+`FileServer(tls=(certfile, keyfile))` serves HTTPS (see tests/support/tls.py for a throwaway
+certificate). File responses carry an ETag (the sha256 prefix of the content) and the Last-Modified
+time of the `add`. Faults form a queue per path, consumed one per request in the order added; with
+an empty queue the file is served normally. `times=None` keeps a fault in effect until
+`clear_faults(path)`. `after` counts bytes of that response's body. Paths are matched without the
+query string (recorded in `Request.query`); unknown paths answer 404. Ranges: `bytes=N-`,
+`bytes=N-M`, `bytes=-S`; a start at or past the end answers 416 with
+`Content-Range: bytes */<size>`. The pytest fixture `http_server` (tests/io/conftest.py; copy it
+into another conftest to reuse) yields a started FileServer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -52,7 +61,7 @@ class Request:
 
 @dataclass
 class _Fault:
-    kind: str  # "status" | "cut" | "corrupt" | "stall"
+    kind: str  # "status" | "cut" | "corrupt" | "stall" | "trickle"
     times: int | None  # None = until cleared
     status: int = 500
     after: int = 0
@@ -60,20 +69,54 @@ class _Fault:
     data: bytes | None = None
 
 
+class _Server(ThreadingHTTPServer):
+    """Counts accepted connections; wraps them in TLS when given a context."""
+
+    daemon_threads = True
+
+    def __init__(self, owner: FileServer, context: ssl.SSLContext | None):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.owner = owner
+        self.context = context
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        with self.owner._lock:
+            self.owner.connections += 1
+        if self.context is not None:  # handshake in the handler thread, not the accept loop
+            sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # failed TLS handshakes and dropped clients are expected in these tests
+
+
 class FileServer:
     """Serve a dict of path -> bytes on 127.0.0.1 (a free port) from a background thread."""
 
-    def __init__(self, files: dict[str, bytes] | None = None):
-        self.files: dict[str, bytes] = dict(files or {})
+    def __init__(
+        self,
+        files: dict[str, bytes] | None = None,
+        tls: tuple[str | Path, str | Path] | None = None,
+    ):
+        self.files: dict[str, bytes] = {}
         self.content_types: dict[str, str] = {}
+        self.modified: dict[str, str] = {}
+        self.redirects: dict[str, tuple[int, str]] = {}
         self.requests: list[Request] = []
+        self.connections = 0
         self.no_range = False
         self._faults: dict[str, list[_Fault]] = defaultdict(list)
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.owner = self  # type: ignore[attr-defined]
+        context = None
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+        self.scheme = "https" if tls else "http"
+        self._httpd = _Server(self, context)
         self._thread: threading.Thread | None = None
+        for path, data in (files or {}).items():
+            self.add(path, data)
 
     # lifecycle
     def start(self) -> FileServer:
@@ -101,7 +144,7 @@ class FileServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def url(self, path: str) -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)
@@ -111,6 +154,7 @@ class FileServer:
         with self._lock:
             self.files[path] = data
             self.content_types[path] = content_type
+            self.modified[path] = formatdate(time.time(), usegmt=True)
         return self.url(path)
 
     def add_json(self, path: str, obj: Any) -> str:
@@ -132,6 +176,16 @@ class FileServer:
     def stall(self, path: str, after: int, seconds: float, times: int | None = 1) -> None:
         """Send `after` body bytes, sleep `seconds`, then send the rest."""
         self._add_fault(path, _Fault("stall", times, after=after, seconds=seconds))
+
+    def trickle(self, path: str, chunk: int, interval: float, times: int | None = 1) -> None:
+        """Send the body `chunk` bytes at a time, sleeping `interval` seconds between chunks."""
+        self._add_fault(path, _Fault("trickle", times, after=chunk, seconds=interval))
+
+    def redirect(self, path: str, location: str, status: int = 302) -> str:
+        """Answer requests for `path` with a redirect to `location`; return the URL of `path`."""
+        with self._lock:
+            self.redirects[path] = (status, location)
+        return self.url(path)
 
     def clear_faults(self, path: str | None = None) -> None:
         with self._lock:
@@ -179,6 +233,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()  # a failure ends this connection (handle_error is quiet)
+        super().setup()
+
     def do_HEAD(self) -> None:
         self._serve(head=True)
 
@@ -196,6 +256,11 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             data = owner.files.get(path)
             ctype = owner.content_types.get(path, "application/octet-stream")
+            modified = owner.modified.get(path)
+            redirect = owner.redirects.get(path)
+        if redirect is not None:
+            self._plain(redirect[0], b"", {"Location": redirect[1]})
+            return
         if data is None:
             self._plain(404, b"not found")
             return
@@ -225,6 +290,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()[:16]}"')
+        if modified:
+            self.send_header("Last-Modified", modified)
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
@@ -242,8 +310,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(fault.seconds)
                 body = body[fault.after :]
+            if fault is not None and fault.kind == "trickle":
+                for i in range(0, len(body), fault.after):
+                    self.wfile.write(body[i : i + fault.after])
+                    self.wfile.flush()
+                    time.sleep(fault.seconds)
+                return
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
 
     def _plain(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:

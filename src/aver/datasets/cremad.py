@@ -11,8 +11,10 @@ HI or XX (unspecified).
 Tables: `summaryTable.csv` (crowd votes; `MultiModalVote` is the audio-visual perceived emotion,
 letters A D F H N S, several joined by ':' on a tie) and `VideoDemographics.csv` (actor age,
 sex). They are read from `data.cremad.tables` when present there, else downloaded from `raw_url`
-into `<data.root>/cremad/`. With `label_source: perceived` the label is the MultiModalVote and
-clips whose vote is not a single class are dropped (the count is logged).
+into `<data.root>/cremad/` (no published checksum: pinned on first use in
+`<data.root>/downloads.lock.json`, see aver.io.lockfile). With `label_source: perceived` the
+label is the MultiModalVote and clips whose vote is not a single class are dropped (the count is
+logged).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from aver.errors import AverError, DataError, DownloadError
 from aver.io.archives import safe_extract
 from aver.io.atomic import remove_stale_temps, write_csv, write_json
 from aver.io.http import download
+from aver.io.lockfile import LOCK_NAME, DownloadLock
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +81,19 @@ def fetch_sources(
 ) -> list[Path]:
     """Download every source into `root` (in `cfg.workers` threads) and extract archives.
 
-    Every source is attempted; failures are reported together in one DownloadError/DataError
-    after the others finished (their files are kept, so a rerun only fetches what is missing).
+    Sources without a known checksum are pinned on first use in `root/downloads.lock.json` and
+    verified against it afterwards (aver.io.lockfile). Every source is attempted; failures are
+    reported together in one DownloadError/DataError after the others finished (their files are
+    kept, so a rerun only fetches what is missing).
     """
     _check_unique(sources)
     for src in sources:
         _inside(root, src.dest, "dest")
         if src.extract_to is not None:
             _inside(root, src.extract_to, "extract_to")
+    if not sources:
+        return []
+    lock = DownloadLock(root / LOCK_NAME)
 
     def one(src: Source) -> Path:
         path = download(
@@ -96,18 +102,14 @@ def fetch_sources(
             size=src.size,
             md5=src.md5,
             sha256=src.sha256,
-            retries=cfg.retries,
-            backoff_s=cfg.backoff_s,
-            timeout_s=cfg.timeout_s,
-            chunk_bytes=cfg.chunk_bytes,
+            lock=lock,
             progress=progress,
+            **cfg.transfer_kwargs(),
         )
         if src.extract_to is not None:
-            safe_extract(path, root / src.extract_to, progress=progress)
+            safe_extract(path, root / src.extract_to, progress=progress, **cfg.extract_kwargs())
         return path
 
-    if not sources:
-        return []
     workers = max(1, min(cfg.workers, len(sources)))
     errors: list[AverError] = []
     paths: list[Path] = []
@@ -118,6 +120,7 @@ def fetch_sources(
                 paths.append(fut.result())
             except AverError as err:
                 errors.append(err)
+    lock.log_new()
     if errors:
         if len(errors) == 1:
             raise errors[0]

@@ -2,8 +2,9 @@
 
 Downloads are opt-in (the raw videos are very large): `data.mosei.subsets` lists archive names
 under `data.mosei.base_url`; each is downloaded to `<data.root>/archives/mosei/` and extracted
-into `<data.root>/mosei/`. The archives are not checksummed by any record, so only completeness
-is checked. The media must be *segmented* clips named `<video_id>_<clip_id>.mp4` (or
+into `<data.root>/mosei/`. No record publishes checksums for the archives or the labels, so they
+are pinned on first use (`<data.root>/downloads.lock.json`, aver.io.lockfile) and verified
+against that afterwards. The media must be *segmented* clips named `<video_id>_<clip_id>.mp4` (or
 `<clip_id>.mp4` when the clip id already starts with the video id); full videos are not cut.
 
 Labels come from a CSV at `data.mosei.labels_url` (a URL, downloaded to

@@ -284,9 +284,7 @@ def run(params: Params) -> dict:
     if cfg.detector == "retinaface":  # resolve (and download) once, before the workers start
         from aver.faces.retinaface import resolve_weights
 
-        weights = resolve_weights(
-            cfg, retries=params.download.retries, backoff_s=params.download.backoff_s
-        )
+        weights = resolve_weights(cfg, params.download)
         cfg = cfg.model_copy(update={"retinaface_weights": str(weights)})
     work = partial_dir(out)
     clips_dir = work / "clips"

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from aver.config import AlignConfig
+from aver.config import AlignConfig, DownloadConfig
 from aver.errors import AverError, ConfigError, DataError, DownloadError
 from aver.faces.detectors import Detections
 
@@ -87,11 +87,14 @@ def _load_zipped(path: Path, first_error: Exception) -> object:
     ) from None
 
 
-def resolve_weights(cfg: AlignConfig, *, retries: int = 5, backoff_s: float = 1.0) -> Path:
+def resolve_weights(cfg: AlignConfig, dl: DownloadConfig | None = None) -> Path:
     """Local weights path: align.retinaface_weights, the cache, or a verified one-time download.
 
-    A file already in the cache that verifies is used without any request.
+    A file already in the cache that verifies is used without any request. Without
+    align.retinaface_sha256 the download is pinned on first use in a lock file beside it
+    (`<weights_cache>/downloads.lock.json`) and verified against it afterwards.
     """
+    dl = dl or DownloadConfig()
     cache = Path(cfg.weights_cache).expanduser()
     if cfg.retinaface_weights:
         path = Path(cfg.retinaface_weights).expanduser()
@@ -106,15 +109,23 @@ def resolve_weights(cfg: AlignConfig, *, retries: int = 5, backoff_s: float = 1.
     if cfg.retinaface_url:
         dest = cache / (Path(urlparse(cfg.retinaface_url).path).name or DEFAULT_NAME)
         from aver.io.http import download
+        from aver.io.lockfile import LOCK_NAME, DownloadLock
+        from aver.io.urls import redact_url
 
         try:
+            lock = DownloadLock(cache / LOCK_NAME)
             download(
-                cfg.retinaface_url, dest, sha256=cfg.retinaface_sha256, retries=retries,
-                backoff_s=backoff_s,
-            )  # fmt: skip
+                cfg.retinaface_url,
+                dest,
+                sha256=cfg.retinaface_sha256,
+                lock=lock,
+                **dl.transfer_kwargs(),
+            )
+            lock.log_new()
         except (AverError, OSError) as err:
+            shown = redact_url(cfg.retinaface_url)
             raise DownloadError(
-                f"could not fetch RetinaFace weights from {cfg.retinaface_url} ({err})",
+                f"could not fetch RetinaFace weights from {shown} ({err})",
                 path=dest,
                 fix=f"copy the weights file to {dest} (offline), or set "
                 "align.retinaface_weights to a local .pth, or use align.detector: mtcnn",

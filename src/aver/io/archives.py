@@ -1,9 +1,12 @@
 """Safe extraction of .zip and .tar(.gz/.bz2/.xz) archives.
 
 Every entry is checked before anything is written: absolute paths, `..` components, names that
-resolve outside the target, links and device files are refused with a DataError. Regular files
-are written through a temp file and a rename, and a marker (`target/.extracted-<archive>`) lets
-a rerun skip an archive whose extraction finished.
+resolve outside the target, links and device files are refused with a DataError, and so is an
+archive whose total uncompressed size is over `max_bytes`, whose compression ratio is over
+`max_ratio` (a zip bomb), or that would leave less than `margin_bytes` free at the target. The
+sizes are those the archive declares; zipfile and tarfile never write more than that. Regular
+files are written through a temp file and a rename, and a marker (`target/.extracted-<archive>`)
+lets a rerun skip an archive whose extraction finished.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from aver.errors import DataError
 from aver.io.atomic import fsync_dir, promote_file, write_json
 
 REFETCH = "delete the archive and rerun the download stage to fetch it again"
+# Defaults of download.max_archive_bytes, download.max_compression_ratio and
+# download.extract_margin_bytes (aver.config.DownloadConfig).
+MAX_BYTES = 200_000_000_000
+MAX_RATIO = 100.0
+MARGIN_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class _Entry:
     rel: PurePosixPath  # validated path relative to the target
     is_dir: bool
     mode: int  # permission bits (0 when unknown)
+    size: int = 0  # uncompressed bytes (0 for directories)
 
 
 def marker_path(archive: str | Path, target: str | Path) -> Path:
@@ -42,12 +51,21 @@ def marker_path(archive: str | Path, target: str | Path) -> Path:
     return Path(target) / f".extracted-{Path(archive).name}"
 
 
-def safe_extract(archive: str | Path, target: str | Path, *, progress: bool = True) -> list[Path]:
+def safe_extract(
+    archive: str | Path,
+    target: str | Path,
+    *,
+    progress: bool = True,
+    max_bytes: int = MAX_BYTES,
+    max_ratio: float = MAX_RATIO,
+    margin_bytes: int = MARGIN_BYTES,
+) -> list[Path]:
     """Extract `archive` into `target`; return the extracted files (not directories).
 
-    Raises DataError naming the archive and the entry when any entry is unsafe; in that case
-    nothing at all is extracted. Skips the work when the marker says this archive (same size and
-    mtime) was already extracted and its files are still there.
+    Raises DataError naming the archive and the entry when any entry is unsafe, or naming the
+    sizes when the archive is too large, too compressed or does not fit on the disk; in those
+    cases nothing at all is extracted. Skips the work when the marker says this archive (same
+    size and mtime) was already extracted and its files are still there.
     """
     archive, target = Path(archive), Path(target)
     if not archive.is_file():
@@ -58,7 +76,8 @@ def safe_extract(archive: str | Path, target: str | Path, *, progress: bool = Tr
         return done
     with _open(archive) as (entries, opener):
         root = target.resolve()
-        checked = [_check(archive, root, name, kind, mode) for name, kind, mode in entries]
+        checked = [_check(archive, root, *entry) for entry in entries]
+        _check_sizes(archive, target, checked, max_bytes, max_ratio, margin_bytes)
         files: list[Path] = []
         for entry in tqdm(
             checked, desc=f"extract {archive.name}", unit="file", disable=not progress
@@ -106,8 +125,8 @@ def _finished(archive: Path, target: Path) -> list[Path] | None:
 
 # An opener returns a readable binary stream for an entry name.
 Opener = Callable[[str], IO[bytes]]
-# (name, kind, mode) where kind is "file", "dir" or a description of a refused kind.
-RawEntry = tuple[str, str, int]
+# (name, kind, mode, size) where kind is "file", "dir" or a description of a refused kind.
+RawEntry = tuple[str, str, int, int]
 
 
 @contextmanager
@@ -150,7 +169,7 @@ def _zip_entry(info: zipfile.ZipInfo) -> RawEntry:
         kind = "file"
     else:
         kind = _describe(ftype)
-    return info.filename, kind, stat.S_IMODE(mode)
+    return info.filename, kind, stat.S_IMODE(mode), info.file_size
 
 
 def _tar_entry(member: tarfile.TarInfo) -> RawEntry:
@@ -168,7 +187,7 @@ def _tar_entry(member: tarfile.TarInfo) -> RawEntry:
         kind = "fifo"
     else:
         kind = f"special entry (type {member.type!r})"
-    return member.name, kind, member.mode & 0o777
+    return member.name, kind, member.mode & 0o777, member.size if member.isfile() else 0
 
 
 def _describe(ftype: int) -> str:
@@ -181,7 +200,7 @@ def _describe(ftype: int) -> str:
     }.get(ftype, f"special entry (mode {ftype:o})")
 
 
-def _check(archive: Path, root: Path, name: str, kind: str, mode: int) -> _Entry:
+def _check(archive: Path, root: Path, name: str, kind: str, mode: int, size: int) -> _Entry:
     """Validate one entry; raise DataError naming the archive and the entry if it is unsafe."""
 
     def refuse(why: str) -> DataError:
@@ -208,7 +227,48 @@ def _check(archive: Path, root: Path, name: str, kind: str, mode: int) -> _Entry
     resolved = root.joinpath(*parts).resolve()
     if resolved != root and root not in resolved.parents:
         raise refuse(f"resolves outside {root}")
-    return _Entry(name, rel, kind == "dir", mode)
+    return _Entry(name, rel, kind == "dir", mode, size if kind == "file" else 0)
+
+
+def _check_sizes(
+    archive: Path,
+    target: Path,
+    entries: list[_Entry],
+    max_bytes: int,
+    max_ratio: float,
+    margin_bytes: int,
+) -> None:
+    """Refuse an archive too large, too compressed, or larger than the free disk space."""
+    total = sum(e.size for e in entries)
+    packed = max(archive.stat().st_size, 1)
+    n = sum(not e.is_dir for e in entries)
+    if total > max_bytes:
+        raise DataError(
+            f"archive would extract to {total:,} bytes ({n} files), over "
+            f"download.max_archive_bytes = {max_bytes:,}; nothing was extracted",
+            path=archive,
+            fix="if this archive is really that large, raise download.max_archive_bytes in "
+            "params.yaml; otherwise check where it came from",
+        )
+    ratio = total / packed
+    if ratio > max_ratio:
+        raise DataError(
+            f"archive expands {ratio:,.0f}x ({packed:,} bytes -> {total:,} bytes), over "
+            f"download.max_compression_ratio = {max_ratio:g} (a zip bomb?); nothing was extracted",
+            path=archive,
+            fix="do not use this archive unless you trust it; if its content really compresses "
+            "that well, raise download.max_compression_ratio in params.yaml",
+        )
+    free = shutil.disk_usage(target).free
+    if free < total + margin_bytes:
+        raise DataError(
+            f"not enough disk space to extract it into {target}: needs {total:,} bytes plus "
+            f"download.extract_margin_bytes = {margin_bytes:,}, {free:,} bytes free; nothing was "
+            "extracted",
+            path=archive,
+            fix=f"free disk space on the disk holding {target} (or move data.root), then rerun; "
+            "lower download.extract_margin_bytes only if you are sure the rest fits",
+        )
 
 
 def _write_file(archive: Path, entry: _Entry, dest: Path, opener: Opener) -> None:

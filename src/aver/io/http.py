@@ -4,6 +4,12 @@
 `Range: bytes=N-`. The file gets its final name only once it has the expected size and checksums,
 and a small sidecar stamp (`.<name>.verified`) lets later runs skip it without rehashing.
 `fetch_bytes` / `fetch_json` fetch small metadata (e.g. a Zenodo record) with the same retries.
+
+A file without a known checksum is pinned on first use when a `DownloadLock` is given (see
+`aver.io.lockfile`) and verified against its pin afterwards. Redirects from https to http and
+TLS failures are refused at once (no retry); a transfer slower than `min_rate_bytes_s` over
+`rate_window_s`, or running past `deadline_s`, is ended. URLs in messages have credentials
+redacted.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -25,6 +33,8 @@ from tqdm.auto import tqdm
 from aver.errors import DownloadError
 from aver.io.atomic import promote_file, write_json
 from aver.io.checksums import new_hashers, update_from_file
+from aver.io.lockfile import DownloadLock, Pin
+from aver.io.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,13 @@ FATAL_REQUEST_ERRORS = (
     requests.exceptions.TooManyRedirects,
 )
 READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+REMOTE_CHANGED_FIX = (
+    "rerun to retry; if it fails again the remote file changed: check the URL "
+    "and update the expected size/checksum in the dataset record or params.yaml"
+)
+TLS_FIX = "check the system clock, proxy or CA bundle (REQUESTS_CA_BUNDLE)"
+HTML_SUFFIXES = (".html", ".htm")
+_SSL_REASON = re.compile(r"\[SSL[^\]]*\][^'\"]*")
 
 
 class _Retryable(Exception):
@@ -54,11 +71,14 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class Expected:
-    """What a downloaded file must match (None = not checked)."""
+    """What a downloaded file must match (None = not checked), where that comes from, and what
+    to do when a fresh download does not match."""
 
     size: int | None = None
     md5: str | None = None
     sha256: str | None = None
+    source: str = "the expected size/checksum"
+    fix: str = REMOTE_CHANGED_FIX
 
     @property
     def checksums(self) -> dict[str, str]:
@@ -104,6 +124,10 @@ def download(
     backoff_s: float = 1.0,
     timeout_s: float = 60,
     chunk_bytes: int = 1 << 20,
+    min_rate_bytes_s: float = 0.0,
+    rate_window_s: float = 30.0,
+    deadline_s: float | None = None,
+    lock: DownloadLock | None = None,
     progress: bool = True,
     session: requests.Session | None = None,
     headers: dict[str, str] | None = None,
@@ -111,15 +135,28 @@ def download(
     """Download `url` to `dest`, resuming and retrying; return `dest` once it verifies.
 
     Makes no request when `dest` already exists and matches `size`/`md5`/`sha256`. On a size or
-    checksum mismatch the partial file is deleted and DownloadError is raised.
+    checksum mismatch the partial file is deleted and DownloadError is raised. Without md5/sha256
+    and with `lock`, the first download is pinned in the lock file and later runs must match it
+    (a mismatching `dest` is refused, not replaced). `timeout_s` bounds connecting and each read;
+    `min_rate_bytes_s` (0 = off) over `rate_window_s` and `deadline_s` (None = none) end a
+    trickling transfer with a DownloadError, keeping the partial file for a rerun.
     """
     dest = Path(dest)
+    shown = redact_url(url)
     expected = Expected(size, md5, sha256)
+    pins = lock if not expected.checksums else None  # trust on first use applies
+    pin = pins.get(url) if pins is not None else None
+    if pins is not None and pin is not None:
+        expected = _pinned_expectation(pin, size, shown, pins)
     if dest.exists():
         problems = verify_existing(dest, expected)
         if not problems:
+            if pins is not None and pin is None:  # there before pinning existed: pin as is
+                pins.pin(url, dest, sha256=_local_sha256(dest), size=dest.stat().st_size)
             log.debug("%s: present and verified, skipped", dest)
             return dest
+        if pins is not None and pin is not None:
+            raise _changed_on_disk(dest, shown, problems, pins)
         log.warning("%s exists but does not verify (%s); downloading it again", dest, problems)
         dest.unlink()
         stamp_path(dest).unlink(missing_ok=True)
@@ -132,11 +169,14 @@ def download(
         expected,
         timeout_s=timeout_s,
         chunk_bytes=chunk_bytes,
+        min_rate_bytes_s=min_rate_bytes_s,
+        rate_window_s=rate_window_s,
+        deadline_s=deadline_s,
         extra_headers=headers if session is not None else None,
     )
     try:
         with tqdm(
-            total=size,
+            total=expected.size,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
@@ -149,10 +189,73 @@ def download(
     finally:
         if session is None:
             sess.close()
+    if pins is not None and pin is None:
+        _refuse_html(transfer)
+        pins.pin(
+            url,
+            dest,
+            sha256=digests["sha256"],
+            size=transfer.part.stat().st_size,
+            etag=transfer.etag,
+            last_modified=transfer.last_modified,
+        )
     promote_file(transfer.part, dest)
-    _write_stamp(dest, digests, url)
+    _write_stamp(dest, digests, shown)
     log.info("downloaded %s (%d bytes)", dest, dest.stat().st_size)
     return dest
+
+
+def _pinned_expectation(pin: Pin, size: int | None, shown: str, lock: DownloadLock) -> Expected:
+    """What a file pinned in `lock` must match, and the fix when the server's copy changed."""
+    return Expected(
+        size=size if size is not None else pin.size,
+        sha256=pin.sha256,
+        source=f"its pin in {lock.path} (pinned {pin.pinned_at or 'earlier'}, "
+        f"ETag {pin.etag or 'none'})",
+        fix=f"rerun to retry; if it fails again the file on the server changed since it was "
+        f"pinned. If that change is intended, delete the entry {shown!r} from {lock.path} and "
+        "rerun (the new file is pinned); otherwise find out why the server's file changed",
+    )
+
+
+def _changed_on_disk(dest: Path, shown: str, problems: str, lock: DownloadLock) -> DownloadError:
+    return DownloadError(
+        f"changed on disk since it was downloaded from {shown} and pinned in {lock.path}: "
+        f"{problems}; it was not used or replaced",
+        path=dest,
+        fix=f"if the change is intended, delete the entry {shown!r} from {lock.path} and rerun "
+        f"(the file is pinned as it is now); otherwise delete {dest} and rerun to fetch the "
+        "pinned version again",
+    )
+
+
+def _refuse_html(transfer: _Transfer) -> None:
+    """Refuse an HTML page served for a file that is not HTML (login or captive portal)."""
+    ctype = (transfer.content_type or "").split(";")[0].strip().lower()
+    if ctype != "text/html" or transfer.dest.suffix.lower() in HTML_SUFFIXES:
+        return
+    transfer.part.unlink(missing_ok=True)
+    raise DownloadError(
+        f"{transfer.shown} answered an HTML page (Content-Type: text/html) instead of the file; "
+        "it was not kept",
+        path=transfer.dest,
+        fix="open the URL in a browser: a login, error or captive-portal (Wi-Fi sign-in) page "
+        "means the network or the URL in params.yaml needs fixing; then rerun",
+    )
+
+
+def _local_sha256(dest: Path) -> str:
+    """sha256 of `dest`, from a fresh stamp when there is one (else hashed, and stamped)."""
+    st = dest.stat()
+    stamp = _read_stamp(dest)
+    fresh = (stamp.get("size"), stamp.get("mtime_ns")) == (st.st_size, st.st_mtime_ns)
+    if fresh and isinstance(stamp.get("sha256"), str):
+        return stamp["sha256"]
+    hashers = new_hashers(["sha256"])
+    update_from_file(hashers, dest)
+    digest = hashers["sha256"].hexdigest()
+    _write_stamp(dest, {"sha256": digest}, stamp.get("url"))
+    return digest
 
 
 def verify_existing(dest: str | Path, expected: Expected) -> str:
@@ -190,19 +293,24 @@ def fetch_bytes(
 ) -> bytes:
     """GET a small resource into memory, retrying connection errors, timeouts, cuts and 5xx."""
     sess = session or new_session()
+    shown = redact_url(url)
 
     def attempt() -> bytes:
         try:
-            with sess.get(url, timeout=(timeout_s, timeout_s), headers=headers) as resp:
-                _check_status(resp, url, None)
+            with sess.get(
+                url, timeout=(timeout_s, timeout_s), headers=headers, hooks=REDIRECT_HOOKS
+            ) as resp:
+                _check_status(resp, shown, None)
                 return resp.content
         except FATAL_REQUEST_ERRORS as err:
-            raise DownloadError(f"cannot fetch {url}: {err}", fix="check the URL") from None
+            raise DownloadError(f"cannot fetch {shown}: {err}", fix="check the URL") from None
+        except requests.exceptions.SSLError as err:
+            raise tls_error(url, err, None) from None
         except requests.RequestException as err:
             raise _Retryable(f"{type(err).__name__}: {err}") from err
 
     try:
-        return _retry_loop(attempt, url=url, what=None, retries=retries, backoff_s=backoff_s)
+        return _retry_loop(attempt, url=shown, what=None, retries=retries, backoff_s=backoff_s)
     finally:
         if session is None:
             sess.close()
@@ -231,7 +339,7 @@ def fetch_json(
         return json.loads(data)
     except ValueError as err:
         raise DownloadError(
-            f"{url} did not return JSON ({err}); it starts with {data[:120]!r}",
+            f"{redact_url(url)} did not return JSON ({err}); it starts with {data[:120]!r}",
             fix="check the URL points at the JSON API (e.g. .../api/records/<id>)",
         ) from None
 
@@ -244,6 +352,42 @@ def new_session(headers: dict[str, str] | None = None) -> requests.Session:
     return sess
 
 
+def refuse_https_downgrade(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Response hook: raise DownloadError when an https URL redirects to a plain http one."""
+    location = resp.headers.get("Location") if resp.is_redirect else None
+    if not location:
+        return
+    target = urljoin(resp.url, location)
+    if urlsplit(resp.url).scheme.lower() == "https" and urlsplit(target).scheme.lower() == "http":
+        resp.close()
+        raise DownloadError(
+            f"{redact_url(resp.url)} redirects to {redact_url(target)}: refusing to leave HTTPS "
+            "for plain HTTP (the file could be altered on the way)",
+            fix="ask the server's owner to fix the redirect, or, if an unencrypted link is "
+            "acceptable, put the http URL in params.yaml / the dataset record yourself",
+        )
+
+
+# Passed with every request, so sessions given by callers are covered too (requests applies
+# request hooks to each redirect response as well).
+REDIRECT_HOOKS = {"response": [refuse_https_downgrade]}
+
+
+def tls_error(url: str, err: Exception, dest: Path | None) -> DownloadError:
+    """The DownloadError for a TLS failure (not retried: waiting does not fix a certificate)."""
+    request = getattr(err, "request", None)
+    failing = getattr(request, "url", None) or url
+    host = urlsplit(failing).hostname or redact_url(failing)
+    found = _SSL_REASON.search(str(err))
+    reason = found.group(0).strip() if found else f"{type(err).__name__}: {err}"
+    return DownloadError(
+        f"TLS/certificate problem talking to {host}: {reason} (fetching {redact_url(url)}; "
+        "not retried)",
+        path=dest,
+        fix=TLS_FIX,
+    )
+
+
 @dataclass
 class _Transfer:
     """One file's transfer into its .part file, with the running checksums of what is on disk."""
@@ -254,15 +398,26 @@ class _Transfer:
     expected: Expected
     timeout_s: float
     chunk_bytes: int
+    min_rate_bytes_s: float = 0.0
+    rate_window_s: float = 30.0
+    deadline_s: float | None = None
     extra_headers: dict[str, str] | None = None
     bar: Any = None
     hashers: dict[str, Any] = field(default_factory=dict)
     hashed: int = 0  # bytes of the part file the hashers have seen
     resumed: bool = False  # bytes left by an earlier run were kept
+    started: float = field(default_factory=time.monotonic)
+    etag: str | None = None  # validators and type of the last file response
+    last_modified: str | None = None
+    content_type: str | None = None
 
     @property
     def part(self) -> Path:
         return part_path(self.dest)
+
+    @property
+    def shown(self) -> str:
+        return redact_url(self.url)
 
     @property
     def algos(self) -> list[str]:
@@ -287,23 +442,24 @@ class _Transfer:
                 restarted, self.resumed = True, False
                 continue
             raise DownloadError(
-                f"download of {self.url} does not verify: {'; '.join(problems)} "
-                f"(the partial file was deleted)",
+                f"download of {self.shown} does not verify against {self.expected.source}: "
+                f"{'; '.join(problems)} (the partial file was deleted; nothing was written to "
+                f"{self.dest.name})",
                 path=self.dest,
-                fix="rerun to retry; if it fails again the remote file changed: check the URL "
-                "and update the expected size/checksum in the dataset record or params.yaml",
+                fix=self.expected.fix,
             )
 
     def _retry(self, retries: int, backoff_s: float) -> None:
         try:
             _retry_loop(
                 self._attempt,
-                url=self.url,
+                url=self.shown,
                 what=str(self.dest),
                 retries=retries,
                 backoff_s=backoff_s,
                 position=self._part_size,
                 kept=self.part,
+                until=self._deadline(),
             )
         except OSError as err:
             raise DownloadError(
@@ -343,14 +499,21 @@ class _Transfer:
         headers = {"Accept-Encoding": "identity", **(self.extra_headers or {})}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+        timeout = self._timeout(offset)
         try:
             resp = self.session.get(
-                self.url, headers=headers, stream=True, timeout=(self.timeout_s, self.timeout_s)
+                self.url,
+                headers=headers,
+                stream=True,
+                timeout=(timeout, timeout),
+                hooks=REDIRECT_HOOKS,
             )
         except FATAL_REQUEST_ERRORS as err:
             raise DownloadError(
-                f"cannot fetch {self.url}: {err}", path=self.dest, fix="check the URL"
+                f"cannot fetch {self.shown}: {err}", path=self.dest, fix="check the URL"
             ) from None
+        except requests.exceptions.SSLError as err:
+            raise tls_error(self.url, err, self.dest) from None
         except requests.RequestException as err:
             raise _Retryable(f"{type(err).__name__}: {err}") from err
         with resp:
@@ -362,7 +525,7 @@ class _Transfer:
             if total == offset or (total is None and self.expected.checksums):
                 return  # the part already holds the whole file: verify it
             raise self._restart(f"server rejected the resume range (416, total {total})")
-        _check_status(resp, self.url, self.dest)
+        _check_status(resp, self.shown, self.dest)
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         plain = encoding in ("", "identity")
         if resp.status_code == 206:
@@ -372,7 +535,7 @@ class _Transfer:
             mode = "ab"
         elif resp.status_code == 200:
             if offset:
-                log.info("%s: server ignored the Range request; restarting from 0", self.url)
+                log.info("%s: server ignored the Range request; restarting from 0", self.shown)
             offset = 0
             self._sync(0)
             self.resumed = False
@@ -381,7 +544,7 @@ class _Transfer:
             mode = "wb"
         else:
             raise DownloadError(
-                f"unexpected HTTP {resp.status_code} {resp.reason} from {self.url}",
+                f"unexpected HTTP {resp.status_code} {resp.reason} from {self.shown}",
                 path=self.dest,
                 fix="check the URL; it should answer 200 with the file",
             )
@@ -389,11 +552,14 @@ class _Transfer:
             self.part.unlink(missing_ok=True)
             self._sync(0)
             raise DownloadError(
-                f"{self.url} has {total} bytes, expected {self.expected.size}",
+                f"{self.shown} has {total} bytes, expected {self.expected.size} "
+                f"({self.expected.source}); nothing was written to {self.dest.name}",
                 path=self.dest,
-                fix="the remote file changed: check the URL and update the expected size and "
-                "checksum in the dataset record or params.yaml",
+                fix=self.expected.fix,
             )
+        self.etag = resp.headers.get("ETag")
+        self.last_modified = resp.headers.get("Last-Modified")
+        self.content_type = resp.headers.get("Content-Type")
         if self.bar is not None:
             self.bar.total = total if total is not None else self.expected.size
             self.bar.n = offset
@@ -405,6 +571,7 @@ class _Transfer:
     ) -> None:
         got = offset
         chunks = _raw_chunks(resp, self.chunk_bytes) if plain else None
+        rate = _RateWindow(self.rate_window_s) if self.min_rate_bytes_s > 0 else None
         with open(self.part, mode) as fh:
             try:
                 for block in chunks or resp.iter_content(self.chunk_bytes):
@@ -415,6 +582,10 @@ class _Transfer:
                     got += len(block)
                     if self.bar is not None:
                         self.bar.update(len(block))
+                    seen = rate.add(len(block)) if rate is not None else None
+                    if seen is not None and seen < self.min_rate_bytes_s:
+                        raise self._too_slow(seen, got)
+                    self._check_deadline(got)
             except READ_ERRORS as err:
                 if isinstance(err, OSError) and not _is_network_error(err):
                     raise
@@ -424,6 +595,66 @@ class _Transfer:
                 raise _Retryable(f"transfer interrupted after {got} bytes: {err}") from err
         if total is not None and got < total:
             raise _Retryable(f"body truncated at {got} of {total} bytes")
+
+    def _deadline(self) -> float | None:
+        return None if self.deadline_s is None else self.started + self.deadline_s
+
+    def _timeout(self, offset: int) -> float:
+        """Connect/read timeout: timeout_s, or less when the deadline is nearer."""
+        self._check_deadline(offset)
+        deadline = self._deadline()
+        if deadline is None:
+            return self.timeout_s
+        return max(min(self.timeout_s, deadline - time.monotonic()), 0.01)
+
+    def _check_deadline(self, got: int) -> None:
+        deadline = self._deadline()
+        if deadline is None or time.monotonic() < deadline:
+            return
+        raise DownloadError(
+            f"{self.shown} did not finish within download.deadline_s = {self.deadline_s:g} s "
+            f"({got} bytes so far, kept in {self.part.name} for a rerun to resume)",
+            path=self.dest,
+            fix="raise download.deadline_s in params.yaml (null = no deadline), or check the "
+            "network and rerun",
+        )
+
+    def _too_slow(self, rate: float, got: int) -> DownloadError:
+        return DownloadError(
+            f"{self.shown} is too slow: {rate:.0f} bytes/s on average over the last "
+            f"{self.rate_window_s:g} s, under download.min_rate_bytes_s = "
+            f"{self.min_rate_bytes_s:g}; the transfer was ended ({got} bytes kept in "
+            f"{self.part.name} for a rerun to resume)",
+            path=self.dest,
+            fix="check the network or proxy, or retry later; for a slow link lower "
+            "download.min_rate_bytes_s (0 turns the check off) or raise download.rate_window_s "
+            "in params.yaml",
+        )
+
+
+class _RateWindow:
+    """The average transfer rate over the last `window_s` seconds of one response body."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self.clock = clock
+        self.total = 0
+        self.samples: deque[tuple[float, int]] = deque([(clock(), 0)])  # (time, total bytes)
+
+    def add(self, nbytes: int) -> float | None:
+        """Count `nbytes` more; return the rate (bytes/s) once a full window has passed."""
+        now = self.clock()
+        self.total += nbytes
+        if now - self.samples[-1][0] >= self.window_s / 64 or len(self.samples) == 1:
+            self.samples.append((now, self.total))
+        else:  # many small blocks: keep at most ~64 samples per window
+            self.samples[-1] = (self.samples[-1][0], self.total)
+        while len(self.samples) > 1 and self.samples[1][0] <= now - self.window_s:
+            self.samples.popleft()
+        start, base = self.samples[0]
+        if now - start < self.window_s:
+            return None
+        return (self.total - base) / (now - start)
 
 
 def _raw_chunks(resp: requests.Response, chunk_bytes: int) -> Iterator[bytes]:
@@ -469,11 +700,13 @@ def _retry_loop(
     backoff_s: float,
     position: Callable[[], int] | None = None,
     kept: Path | None = None,
+    until: float | None = None,
 ) -> T:
     """Call `attempt` until it returns; back off exponentially after each _Retryable.
 
     With `position` (bytes on disk), an attempt that got further than ever before does not use
-    up a retry, so a long file over a flaky link still finishes.
+    up a retry, so a long file over a flaky link still finishes. No backoff sleeps past `until`
+    (a time.monotonic deadline that the attempt itself enforces).
     """
     failures = 0
     best = position() if position else 0
@@ -497,6 +730,8 @@ def _retry_loop(
             if delay is None:
                 delay = backoff_s * 2 ** (failures - 1)
             delay = min(max(delay, 0.0), MAX_BACKOFF_S)
+            if until is not None:
+                delay = min(delay, max(until - time.monotonic(), 0.0))
             log.warning("%s: %s; retry %d/%d in %.1fs", what or url, err, failures, retries, delay)
             time.sleep(delay)
 
