@@ -64,3 +64,61 @@ def test_with_overrides_applies_dotted_keys_and_validates():
         with_overrides(base, {"train.lrr": 1.0})
     with pytest.raises(ConfigError, match=r"train\.model\.position"):
         with_overrides(base, {"train.model.position": "bogus"})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("download:\n  backoff_s: .inf\n", "download.backoff_s"),
+        ("train:\n  model:\n    ctm_weight: .nan\n", "train.model.ctm_weight"),
+        ("train:\n  momentum: nan\n", "train.momentum"),
+        ("extract:\n  min_duration_s: 1e400\n", "extract.min_duration_s"),
+        (
+            "tune:\n  space:\n    train.lr: {type: loguniform, low: -.inf, high: 0.1}\n",
+            "tune.space.train.lr.low",
+        ),
+        (
+            "tune:\n  space:\n    train.lr: {type: choice, values: [0.1, .nan]}\n",
+            "tune.space.train.lr.values.1",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused_with_the_dotted_key(tmp_path, text, key):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    msg = str(err.value)
+    assert f"{key}: " in msg and "not a finite number" in msg, msg
+    assert str(path) in msg and "Fix:" in msg, msg
+
+
+def test_heads_not_dividing_d_model_fail_at_load_params(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  model:\n    d_model: 64\n    heads: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    msg = str(err.value)
+    assert "train.model.heads=3 does not divide train.model.d_model=64" in msg, msg
+    assert "set train.model.d_model to a multiple of heads (e.g. 66)" in msg, msg
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ({"train": {"model": {"d_model": 12, "heads": 4}}}, "needs an even head width"),
+        ({"train": {"model": {"name": "avtca", "d_model": 66}}}, "a multiple of 4"),
+        (
+            {"cache": {"face_size": 16}, "train": {"model": {"video_patches": 5}}},
+            "cache.face_size=16 is too small for .* train.model.video_patches=5",
+        ),
+    ],
+)
+def test_model_shapes_that_cannot_be_built_are_refused(raw, words):
+    with pytest.raises(ConfigError, match=words):
+        parse_params(raw)
+
+
+def test_buildable_shapes_pass():
+    parse_params({"train": {"model": {"name": "avtca", "variant": "it1", "d_model": 66}}})
+    parse_params({"train": {"model": {"d_model": 12, "heads": 4, "position": "none"}}})

@@ -1,16 +1,26 @@
 """Typed, validated params: one model per params.yaml section (params.yaml is the source of truth).
 
 Unknown keys, wrong types and unknown choices fail at stage start with a message that names the
-dotted key and the allowed values.
+dotted key and the allowed values. Non-finite numbers (nan, inf; YAML `.nan`, `.inf`) are refused
+anywhere, and model shapes that cannot be built (e.g. `train.model.heads` not dividing
+`train.model.d_model`) fail here, before any stage work or MLflow run.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aver.errors import ConfigError
 
@@ -18,7 +28,9 @@ DATASETS = ("demo", "ravdess", "cremad", "mosei", "folder")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every params model: unknown keys and non-finite numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DemoConfig(Section):
@@ -42,6 +54,27 @@ class FolderConfig(Section):
     media_dir: str | None = Field(
         None, description="base for relative paths in the CSV (default: the CSV's folder)"
     )
+    classes: list[str] | None = Field(
+        None, description="allowed labels, in label index order (default: the CSV's labels)"
+    )
+    allow_outside_media_dir: bool = Field(
+        False, description="accept CSV paths that lead outside media_dir (absolute, .., symlinks)"
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        names = [c.strip() for c in v]
+        if any(not c for c in names):
+            raise ValueError("class names must not be empty")
+        dupes = sorted({c for c in names if names.count(c) > 1})
+        if dupes:
+            raise ValueError(f"class names repeat: {dupes}")
+        if len(names) < 2:
+            raise ValueError(f"need at least 2 classes, got {names}")
+        return names
 
 
 class CremadConfig(Section):
@@ -187,6 +220,16 @@ class CacheConfig(Section):
     max_failure_fraction: float = Field(0.25, ge=0, le=1)
 
 
+# avtca variant -> (IT heads, CT heads); aver.models.avtca.VARIANTS is this table.
+AVTCA_HEADS: dict[str, tuple[int | None, int | None]] = {
+    "it1": (1, None),
+    "it4": (4, None),
+    "ct1": (None, 1),
+    "ct4": (None, 4),
+    "full": (4, 4),
+}
+
+
 class ModelConfig(Section):
     name: Literal["avtca", "msan", "audio_only", "video_only", "late_fusion"] = "msan"
     variant: Literal["it1", "it4", "ct1", "ct4", "full"] = "full"
@@ -214,6 +257,34 @@ class ModelConfig(Section):
         description="fusion models: weight of a cross-entropy loss on each modality's own "
         "classifier (pre-fusion encoder tokens; late_fusion: each branch); 0 = off",
     )
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ModelConfig:
+        """Attention heads must split d_model evenly (and into even widths for rotary)."""
+        if self.name == "avtca":
+            heads = max(h or 1 for h in AVTCA_HEADS[self.variant])
+            if self.d_model % heads:
+                raise ValueError(
+                    f"train.model.d_model={self.d_model} is not divisible by the {heads} heads "
+                    f"of avtca variant {self.variant!r}; set train.model.d_model to a multiple "
+                    f"of {heads}"
+                )
+            return self
+        if self.d_model % self.heads:
+            raise ValueError(
+                f"train.model.heads={self.heads} does not divide train.model.d_model="
+                f"{self.d_model} (d_model / heads is the head width); set train.model.d_model "
+                f"to a multiple of heads (e.g. {self.heads * (self.d_model // self.heads + 1)}) "
+                "or change train.model.heads"
+            )
+        if self.position != "none" and (self.d_model // self.heads) % 2:
+            raise ValueError(
+                f"train.model.position={self.position!r} needs an even head width, but "
+                f"d_model / heads = {self.d_model}/{self.heads} = {self.d_model // self.heads}; "
+                "choose train.model.d_model and heads so that d_model / heads is even, or set "
+                "train.model.position: none"
+            )
+        return self
 
 
 class TrackingConfig(Section):
@@ -303,6 +374,20 @@ class Params(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
 
+    @model_validator(mode="after")
+    def _face_size(self) -> Params:
+        """The face stem (stride, 2x2 pool) must leave at least one pixel per video patch."""
+        model, need = self.train.model, 2 * self.train.model.video_stride
+        need *= self.train.model.video_patches
+        if self.cache.face_size < need:
+            raise ValueError(
+                f"cache.face_size={self.cache.face_size} is too small for "
+                f"train.model.video_stride={model.video_stride} and train.model.video_patches="
+                f"{model.video_patches} (needs at least 2 x stride x patches = {need}); lower "
+                "those or raise cache.face_size"
+            )
+        return self
+
 
 def _format_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid parameters"]
@@ -315,6 +400,10 @@ def _format_error(err: ValidationError, source: str) -> str:
         elif e["type"] == "literal_error":
             expected = e.get("ctx", {}).get("expected", "")
             lines.append(f"  {key}: {e['input']!r} is not allowed; valid choices: {expected}")
+        elif e["type"] == "finite_number":
+            lines.append(f"  {key}: {e.get('input')!r} is not a finite number; use a finite value")
+        elif e["type"] == "value_error" and isinstance(e.get("input"), dict):
+            lines.append(f"  {str(e['msg']).removeprefix('Value error, ')}")  # names its keys
         else:
             lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
@@ -331,8 +420,28 @@ def _section_of(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def non_finite_keys(raw: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every nan/inf float in a raw params mapping (lists index as key.N)."""
+    if isinstance(raw, float):
+        return [] if math.isfinite(raw) else [prefix]
+    if isinstance(raw, dict):
+        items = [(f"{prefix}.{k}" if prefix else str(k), v) for k, v in raw.items()]
+    elif isinstance(raw, list | tuple):
+        items = [(f"{prefix}.{i}", v) for i, v in enumerate(raw)]
+    else:
+        return []
+    return [key for k, v in items for key in non_finite_keys(v, k)]
+
+
 def parse_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
     """Validate a params mapping; raise ConfigError naming each bad key and the allowed values."""
+    bad = non_finite_keys(raw or {})
+    if bad:
+        raise ConfigError(
+            f"{source}: invalid parameters\n"
+            + "\n".join(f"  {k}: not a finite number (nan and inf are refused)" for k in bad),
+            fix=f"set a finite value for {', '.join(bad)} in {source}",
+        )
     try:
         return Params.model_validate(raw or {})
     except ValidationError as err:

@@ -1,9 +1,15 @@
-"""Failures tables: a clip that cannot be used is recorded with its reason and skipped."""
+"""Failures tables: a clip that cannot be used is recorded with its reason and skipped.
+
+Every stage's `failures.csv` has the columns `clip_id,path,stage,reason`; `path` names the
+user's original media file (from the download stage's index.csv, see `source_path`), never an
+intermediate such as `video/<clip_id>.mp4`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path, PurePath
 
 import pandas as pd
 
@@ -19,6 +25,27 @@ class Failure:
     path: str
     stage: str
     reason: str
+
+
+def source_path(data_root: str | Path, path: str) -> str:
+    """An index.csv path as the user finds the file: joined to data.root unless absolute."""
+    return path if PurePath(path).is_absolute() else (Path(data_root) / path).as_posix()
+
+
+def source_paths(data_root: str | Path) -> dict[str, str]:
+    """clip_id -> original media file, from `<data_root>/index.csv` ({} when there is none)."""
+    index = Path(data_root) / "index.csv"
+    if not index.is_file():
+        return {}
+    frame = pd.read_csv(index, dtype=str, keep_default_na=False)
+    if not {"clip_id", "path"} <= set(frame.columns):
+        return {}
+    return {c: source_path(data_root, p) for c, p in zip(frame["clip_id"], frame["path"])}
+
+
+def with_sources(failures: list[Failure], sources: Mapping[str, str]) -> list[Failure]:
+    """The failures with `path` set to each clip's original file where `sources` knows it."""
+    return [replace(f, path=sources.get(f.clip_id, f.path)) for f in failures]
 
 
 def write_failures(path: str | Path, failures: list[Failure]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -13,9 +15,22 @@ from aver.datasets.folder import FolderDataset, clip_ids
 from aver.errors import ConfigError, DataError
 from tests.datasets.conftest import make_params, touch
 
+# 3 speakers, 2 classes of 3 clips: the smallest listing the default folds (3) accept
+_ROWS = [("happy", "ann"), ("happy", "bob"), ("happy", "cat")]
+_ROWS += [("sad", "ann"), ("sad", "bob"), ("sad", "cat")]
 
-def _params(csv: Path, media_dir: Path | None = None):
-    cfg = {"csv": str(csv), "media_dir": str(media_dir) if media_dir else None}
+
+def _listing(folder: Path, rows: list[tuple[str, str]], name: str = "list.csv") -> Path:
+    """Files p0.mp4 ... in `folder` and a CSV listing them with the given (label, speaker)."""
+    touch(folder, *(f"p{i}.mp4" for i in range(len(rows))), data=b"not really a video")
+    csv = folder / name
+    lines = [f"p{i}.mp4,{label},{speaker}" for i, (label, speaker) in enumerate(rows)]
+    csv.write_text("path,label,speaker\n" + "\n".join(lines) + "\n")
+    return csv
+
+
+def _params(csv: Path, media_dir: Path | None = None, **folder: Any):
+    cfg = {"csv": str(csv), "media_dir": str(media_dir) if media_dir else None, **folder}
     return make_params({"folder": cfg})
 
 
@@ -35,7 +50,7 @@ def test_samples_classes_and_paths(tmp_path):
         f"{elsewhere},calm,s3\n"
         f"{root / 'mine' / 'three.mp4'},anger,s2\n"
     )
-    params = _params(csv)
+    params = _params(csv, allow_outside_media_dir=True)
     spec = FolderDataset()
     assert spec.class_names(params) == ("anger", "calm", "joy")
     samples = spec.samples(root, params)
@@ -121,20 +136,148 @@ def test_clip_ids_are_unique_and_safe():
 
 
 def test_download_stage_indexes_media_in_place(tmp_path):
-    touch(tmp_path / "videos", "p1.mp4", "p2.mp4", "p3.mp4", data=b"not really a video")
-    csv = tmp_path / "videos" / "list.csv"
-    csv.write_text("path,label,speaker\np2.mp4,sad,bob\np1.mp4,happy,ann\np3.mp4,happy,bob\n")
+    rows = [("sad", "bob"), ("happy", "ann"), ("happy", "bob"), ("happy", "cat")]
+    rows += [("sad", "ann"), ("sad", "cat")]
+    csv = _listing(tmp_path / "videos", rows)
     root = tmp_path / "raw"
     params = make_params({"dataset": "folder", "root": str(root), "folder": {"csv": str(csv)}})
     run(params)
     index = pd.read_csv(root / "index.csv", dtype=str)
     assert index[["clip_id", "label", "speaker"]].values.tolist() == [
-        ["p1", "happy", "ann"],
-        ["p2", "sad", "bob"],
-        ["p3", "happy", "bob"],
+        [f"p{i}", label, speaker] for i, (label, speaker) in enumerate(rows)
     ]
     assert index["path"].tolist() == [
-        str((tmp_path / "videos" / f"p{i}.mp4").resolve()) for i in (1, 2, 3)
+        str((tmp_path / "videos" / f"p{i}.mp4").resolve()) for i in range(len(rows))
     ]
     assert json.loads((root / "dataset.json").read_text())["classes"] == ["happy", "sad"]
     assert not (root / "p1.mp4").exists()  # media stays where it is
+
+
+def _error(csv: Path, **folder: Any) -> str:
+    """The DataError message of listing `csv` (checks included, as the download stage does)."""
+    params = _params(csv, **folder)
+    spec = FolderDataset()
+    with pytest.raises(DataError) as err:
+        samples = spec.samples(csv.parent, params)
+        spec.check_samples(samples, list(spec.class_names(params)), params)
+    msg = str(err.value)
+    assert str(csv) in msg and "Fix:" in msg, msg
+    return msg
+
+
+def test_unknown_label_with_classes_names_the_line_label_and_classes(tmp_path):
+    csv = _listing(tmp_path, [*_ROWS[:4], ("Sad", "bob"), ("joy", "cat")])
+    msg = _error(csv, classes=["happy", "sad"])
+    assert "2 row(s) have a label that is not in data.folder.classes (happy, sad)" in msg
+    assert "row 5 (line 6): 'Sad'" in msg and "row 6 (line 7): 'joy'" in msg
+    assert "add them to data.folder.classes" in msg
+
+
+def test_classes_param_sets_the_class_order(tmp_path):
+    params = _params(_listing(tmp_path, _ROWS), classes=["sad", "happy"])
+    assert FolderDataset().class_names(params) == ("sad", "happy")
+
+
+def test_labels_are_normalised_and_counted_in_the_log(tmp_path, caplog):
+    rows = [(" Happy ", "ann"), ("happy", "bob"), ("HAPPY", "cat"), *_ROWS[3:]]
+    params = _params(_listing(tmp_path, rows))
+    spec = FolderDataset()
+    with caplog.at_level("INFO", logger="aver.datasets.folder"):
+        samples = spec.samples(tmp_path, params)
+    assert spec.class_names(params) == ("happy", "sad")
+    assert {s.label for s in samples} == {"happy", "sad"}
+    log = caplog.text
+    assert "2 classes" in log and "happy 3, sad 3" in log, log
+    assert "'HAPPY' -> 'happy'" in log and "'Happy' -> 'happy'" in log, log
+
+
+def test_class_with_too_few_clips_is_named_with_its_count_and_fix(tmp_path):
+    csv = _listing(tmp_path, [*_ROWS, ("calm", "ann"), ("calm", "bob")])
+    msg = _error(csv)
+    assert "fewer than 3 clips" in msg and "'calm' 2" in msg, msg
+    assert "add clips of those classes" in msg and "cache.n_folds" in msg
+
+
+def test_a_class_of_data_folder_classes_without_clips_is_refused(tmp_path):
+    msg = _error(_listing(tmp_path, _ROWS), classes=["happy", "sad", "calm"])
+    assert "'calm' 0" in msg, msg
+
+
+def test_fewer_speakers_than_folds_is_named_with_the_fix(tmp_path):
+    csv = _listing(tmp_path, _ROWS)  # 3 speakers
+    params = make_params({"folder": {"csv": str(csv)}}, cache={"n_folds": 5})
+    spec = FolderDataset()
+    with pytest.raises(DataError) as err:
+        spec.check_samples(spec.samples(tmp_path, params), ["happy", "sad"], params)
+    msg = str(err.value)
+    assert str(csv) in msg and "3 speaker(s) for 5 folds" in msg, msg
+    assert "need at least 5 speakers" in msg and "set cache.n_folds: 3" in msg, msg
+    two = [(label, "ann" if i % 2 else "bob") for i, (label, _) in enumerate(_ROWS)]
+    msg = _error(_listing(tmp_path / "two", two))  # default folds: no split can work
+    assert "2 speaker(s) for 2 folds" in msg and "cache.protocol: random" in msg, msg
+
+
+def test_non_utf8_csv_names_the_file_line_and_fix(tmp_path):
+    touch(tmp_path, "a.mp4")
+    csv = tmp_path / "list.csv"
+    csv.write_bytes(
+        "path,label,speaker\na.mp4,happy,ann\na.mp4,gl\u00fccklich,bob\n".encode("latin-1")
+    )
+    msg = _error(csv)
+    assert "is not UTF-8 text" in msg and "line 3" in msg and "0xfc" in msg, msg
+    assert "re-save the CSV as UTF-8" in msg
+
+
+def test_non_utf8_file_name_is_named_with_the_fix(tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.mp4")).write_bytes(b"")
+    csv = tmp_path / "list.csv"
+    csv.write_text("path,label,speaker\ncaf\u00e9.mp4,happy,ann\n", encoding="utf-8")
+    msg = _error(csv)
+    assert "not valid UTF-8" in msg and "caf\\xe9.mp4" in msg, msg
+    assert "rename those files to UTF-8 names" in msg
+
+
+def test_symlink_to_a_non_utf8_name_is_named(tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.mp4")).write_bytes(b"")
+    (tmp_path / "cafe.mp4").symlink_to(os.fsdecode(b"caf\xe9.mp4"))
+    csv = tmp_path / "list.csv"
+    csv.write_text("path,label,speaker\ncafe.mp4,happy,ann\n")
+    msg = _error(csv)
+    assert "names that are not valid UTF-8" in msg and "caf\\xe9.mp4" in msg, msg
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink"])
+def test_path_outside_media_dir_is_refused_unless_allowed(tmp_path, how):
+    media, far = tmp_path / "media", tmp_path / "elsewhere" / "far.mp4"
+    csv = _listing(media, _ROWS)
+    touch(far.parent, far.name)
+    (media / "link.mp4").symlink_to(far)
+    path = {"absolute": str(far), "dotdot": "../elsewhere/far.mp4", "symlink": "link.mp4"}[how]
+    with csv.open("a") as fh:
+        fh.write(f"{path},happy,ann\n")
+    msg = _error(csv)
+    assert "1 listed path(s) lead outside the media folder" in msg, msg
+    shown = path if how == "absolute" else f"{path} -> {far.resolve()}"
+    assert f"row 7 (line 8): {shown}" in msg, msg
+    assert "data.folder.allow_outside_media_dir: true" in msg, msg
+    samples = FolderDataset().samples(media, _params(csv, allow_outside_media_dir=True))
+    assert str(far.resolve()) in {s.path for s in samples}
+
+
+def test_a_directory_is_named_as_such(tmp_path):
+    (tmp_path / "clips.mp4").mkdir()
+    csv = _listing(tmp_path, _ROWS)
+    with csv.open("a") as fh:
+        fh.write("clips.mp4,happy,ann\n")
+    msg = _error(csv)
+    assert f"row 7 (line 8): {tmp_path.resolve() / 'clips.mp4'} is a directory" in msg, msg
+    assert "list regular media files only" in msg
+
+
+def test_a_fifo_is_named_as_not_a_regular_file(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    csv = _listing(tmp_path, _ROWS)
+    with csv.open("a") as fh:
+        fh.write("pipe.mp4,happy,ann\n")
+    msg = _error(csv)
+    assert f"{tmp_path.resolve() / 'pipe.mp4'} is a FIFO, not a regular file" in msg, msg

@@ -67,9 +67,8 @@ def test_stage_aligns_tracks_records_failures_and_plots(tmp_path, make_interim):
     assert set(failures) == {"d_noface", "f_broken"}
     assert "face found in 0% of 30 sampled frames" in failures["d_noface"].reason
     assert "align.min_detection_rate" in failures["d_noface"].reason
-    assert (
-        failures["f_broken"].stage == "align" and failures["f_broken"].path == "video/f_broken.mp4"
-    )
+    broken = failures["f_broken"]  # named by its original file, from the raw index
+    assert broken.stage == "align" and broken.path == (tmp_path / "raw/f_broken.mp4").as_posix()
 
     store = FaceStore(out)
     assert sorted(store.clip_ids) == ["a_moving", "b_two", "c_gap", "e_red"]

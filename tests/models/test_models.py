@@ -7,13 +7,14 @@ import typing
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 
 from aver.config import ModelConfig
 from aver.errors import ConfigError
 from aver.models import MODELS, ModelOutput, build_model
 from aver.training.loop import total_loss
 
-from .conftest import AUDIO_DIM, FACE, N_CLASSES, clip_of, make_batch, small_cfg
+from .conftest import AUDIO_DIM, FACE, N_CLASSES, SMALL, clip_of, make_batch, small_cfg
 
 FUSION = ("avtca", "msan", "late_fusion")
 
@@ -141,8 +142,11 @@ def test_msan_without_ctm_has_no_ctm_head():
     ],
 )
 def test_bad_shapes_raise_config_error(overrides):
-    with pytest.raises(ConfigError):
-        build(small_cfg(**overrides))
+    with pytest.raises(ValidationError, match=r"train\.model\.d_model"):  # params validation
+        small_cfg(**overrides)
+    unchecked = ModelConfig.model_construct(**{**ModelConfig().model_dump(), **SMALL, **overrides})
+    with pytest.raises(ConfigError):  # and the models, for a config that skipped it
+        build(unchecked)
 
 
 def test_too_small_faces_raise_config_error():

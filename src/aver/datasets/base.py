@@ -48,6 +48,11 @@ class DatasetSpec(ABC):
         """Number of speaker-independent folds for these samples (the dataset's default)."""
         return self.n_folds
 
+    def check_samples(  # noqa: B027
+        self, samples: list[Sample], classes: list[str], params: Params
+    ) -> None:
+        """Raise DataError when the listing cannot be split or trained on; default: no check."""
+
     def sources(self, params: Params) -> list[Source]:
         """Remote files to download (may fetch small metadata, e.g. a Zenodo record)."""
         return []

@@ -53,6 +53,7 @@ def run(params: Params, spec: DatasetSpec | None = None) -> None:
             fix=f"check data.{spec.name} in params.yaml (and that the downloaded archives hold "
             f"the media), or delete {root} and rerun the download stage",
         )
+    spec.check_samples(samples, classes, params)
     frame = index_frame(samples, root, classes)
     write_csv(root / "index.csv", frame)
     write_json(

@@ -29,7 +29,13 @@ from aver.faces.alignment import align_face
 from aver.faces.detectors import Detector, detect_frames, make_detector
 from aver.faces.store import FaceStore, write_store
 from aver.faces.tracking import detection_frames, track_faces
-from aver.failures import Failure, check_failure_fraction, write_failures
+from aver.failures import (
+    Failure,
+    check_failure_fraction,
+    source_paths,
+    with_sources,
+    write_failures,
+)
 from aver.io.atomic import atomic_path, partial_dir, promote_dir, write_json
 from aver.parallel import imap_unordered
 
@@ -47,7 +53,7 @@ RESULT_FIELDS = (
 class ClipJob:
     clip_id: str
     video: str  # absolute path of the extracted mp4
-    rel: str  # path as written in the manifest (for failure records)
+    rel: str  # path as written in the manifest (failures.csv names the original instead)
     work: str  # <out>.partial/clips
     cfg: AlignConfig
 
@@ -316,6 +322,7 @@ def run(params: Params) -> dict:
         for m in results.values()
         if m["status"] != "ok"
     ]
+    failures = with_sources(failures, source_paths(params.data.root))
     table = work / "failures.csv"
     write_failures(table, failures)
     check_failure_fraction(failures, len(jobs), cfg.max_failure_fraction, STAGE, table)

@@ -24,7 +24,13 @@ from tqdm.auto import tqdm
 
 from aver.config import CacheConfig, Params
 from aver.errors import DataError
-from aver.failures import Failure, check_failure_fraction, write_failures
+from aver.failures import (
+    Failure,
+    check_failure_fraction,
+    source_paths,
+    with_sources,
+    write_failures,
+)
 from aver.features.cache import ShardBuffer, shard_moments, shard_name
 from aver.features.splits import make_splits, split_column, split_counts
 from aver.features.stats import ClipMoments, pooled_stats
@@ -167,6 +173,7 @@ def run(params: Params) -> Path:
         if stale.name not in written.shards:
             shutil.rmtree(stale)
 
+    failures = with_sources(failures, source_paths(raw_dir))
     write_failures(work / "failures.csv", failures)
     check_failure_fraction(
         failures, len(ids), cfg.max_failure_fraction, "cache", work / "failures.csv"

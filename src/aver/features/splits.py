@@ -24,6 +24,23 @@ def split_column(fold: int) -> str:
     return f"split_{fold}"
 
 
+def fold_count(protocol: str, n_folds: int | None, default_folds: int) -> int:
+    """Folds the cache stage makes: `cache.n_folds`, else 5 (`random`) or the dataset's."""
+    return n_folds or (RANDOM_FOLDS if protocol == "random" else default_folds)
+
+
+def min_units(n_folds: int) -> int:
+    """Fewest units (speakers or clips) that `n_folds` folds can split.
+
+    Every fold needs a test unit and, for its validation set, at least 2 training units; units
+    are dealt round-robin, so the largest fold holds ceil(n / k) of the n units.
+    """
+    n = n_folds
+    while n - -(-n // n_folds) < 2:
+        n += 1
+    return n
+
+
 def assign_folds(units: Iterable[str], n_folds: int, seed: int) -> dict[str, int]:
     """Map each unit to a fold: a seeded permutation of the sorted ids dealt round-robin."""
     ids = sorted({str(u) for u in units})
@@ -65,7 +82,7 @@ def make_splits(
     """
     leaky = protocol == "random"
     unit_col = "clip_id" if leaky else "speaker"
-    k = n_folds or (RANDOM_FOLDS if leaky else default_folds)
+    k = fold_count(protocol, n_folds, default_folds)
     units = clips[unit_col].astype(str)
     folds = assign_folds(units, k, seed)
     out = pd.DataFrame({"fold": units.map(folds).to_numpy()}, index=clips["clip_id"].astype(str))

@@ -18,7 +18,7 @@ import pandas as pd
 
 from aver.config import ExtractConfig, Params
 from aver.errors import AverError, DataError
-from aver.failures import Failure, check_failure_fraction, write_failures
+from aver.failures import Failure, check_failure_fraction, source_path, write_failures
 from aver.io.atomic import partial_dir, promote_dir, write_csv, write_json
 from aver.media.extract import MANIFEST_COLUMNS, extract_clip
 from aver.parallel import imap_unordered
@@ -36,7 +36,7 @@ class Job:
 
     clip_id: str
     src: str  # absolute or cwd-relative source path
-    rel_src: str  # as written in index.csv (reported in failures.csv)
+    source: str  # the original file, as failures.csv names it (aver.failures.source_path)
     work: str  # the partial output directory
     cfg: ExtractConfig
 
@@ -58,7 +58,7 @@ def run(params: Params) -> None:
         if done is not None:
             rows[clip_id] = done
         else:
-            jobs.append(Job(clip_id, str(root / rel), rel, str(work), cfg))
+            jobs.append(Job(clip_id, str(root / rel), source_path(root, rel), str(work), cfg))
     reused = len(rows)
     if reused:
         log.info("resuming: %d of %d clips already extracted in %s", reused, len(table), work)
@@ -131,9 +131,9 @@ def extract_job(job: Job) -> dict[str, Any] | Failure:
         row = extract_clip(job.src, work / audio, work / video, job.cfg)
     except AverError as err:
         detail = getattr(err, "short", None) or str(err)
-        return Failure(job.clip_id, job.rel_src, STAGE, detail)
+        return Failure(job.clip_id, job.source, STAGE, detail)
     except Exception as err:  # one odd clip must not stop the stage
-        return Failure(job.clip_id, job.rel_src, STAGE, f"{type(err).__name__}: {err}")
+        return Failure(job.clip_id, job.source, STAGE, f"{type(err).__name__}: {err}")
     row = {"clip_id": job.clip_id, **row, "audio": audio.as_posix(), "video": video.as_posix()}
     write_json(work / ROWS / f"{job.clip_id}.json", {**row, "settings": _settings(job.cfg)})
     return row

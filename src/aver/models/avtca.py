@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aver.config import ModelConfig
+from aver.config import AVTCA_HEADS, ModelConfig
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
 from aver.models.layers import (
     BranchHeads,
@@ -24,14 +24,9 @@ from aver.models.layers import (
 )
 from aver.models.output import ModelOutput
 
-# variant -> (IT heads or None, CT heads or None)
-VARIANTS: dict[str, tuple[int | None, int | None]] = {
-    "it1": (1, None),
-    "it4": (4, None),
-    "ct1": (None, 1),
-    "ct4": (None, 4),
-    "full": (4, 4),
-}
+# variant -> (IT heads or None, CT heads or None); kept in aver.config so params validation
+# can check that the heads divide d_model.
+VARIANTS: dict[str, tuple[int | None, int | None]] = AVTCA_HEADS
 
 
 class IntermediateBlock(nn.Module):
