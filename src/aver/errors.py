@@ -1,19 +1,23 @@
-"""User-facing errors: each names the file involved and what to do about it."""
+"""User-facing errors: each names the file involved and what to do about it (credentials in
+URLs redacted)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from aver.redact import redact_text
 
 
 class AverError(Exception):
     """An error a user can act on; printed without a traceback by the stage runner."""
 
     def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None):
-        self.path = None if path is None else str(path)
-        self.fix = fix
+        message = redact_text(message)
+        self.path = None if path is None else redact_text(str(path))
+        self.fix = None if fix is None else redact_text(fix)
         parts = [f"{self.path}: {message}" if self.path else message]
-        if fix:
-            parts.append(f"Fix: {fix}")
+        if self.fix:
+            parts.append(f"Fix: {self.fix}")
         super().__init__("\n".join(parts))
 
 

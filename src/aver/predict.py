@@ -30,6 +30,7 @@ import numpy as np
 
 from aver.config import AlignConfig, CacheConfig, ExtractConfig, TrackingConfig
 from aver.errors import AverError, DataError
+from aver.redact import install_log_redaction, redact_uri
 
 if TYPE_CHECKING:
     from aver.faces.pipeline import AlignedClip
@@ -82,9 +83,9 @@ def download_model(uri: str, tracking: TrackingConfig, dst: Path) -> Path:
     import mlflow
 
     from aver.tracking.registry import download_model_file
-    from aver.tracking.runs import absolute_uri, tracking_uri
+    from aver.tracking.runs import absolute_uri, connect, tracking_uri
 
-    store = absolute_uri(tracking_uri(tracking))
+    store = connect(absolute_uri(tracking_uri(tracking)))
     if store.startswith("sqlite:///") and not Path(store[len("sqlite:///") :]).is_file():
         raise DataError(
             f"cannot resolve {uri}: no MLflow store at {store}",
@@ -92,7 +93,7 @@ def download_model(uri: str, tracking: TrackingConfig, dst: Path) -> Path:
         )
     mlflow.set_tracking_uri(store)
     mlflow.set_registry_uri(store)
-    log.info("downloading %s from %s", uri, store)
+    log.info("downloading %s from %s", uri, redact_uri(store))
     try:
         return download_model_file(uri, dst)
     except AverError as err:
@@ -436,6 +437,7 @@ def main(args: argparse.Namespace) -> None:
     import json
 
     logging.basicConfig(level=logging.INFO, format="[predict] %(message)s", stream=sys.stderr)
+    install_log_redaction()
     try:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the result only
             pred = run(args)

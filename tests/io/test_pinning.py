@@ -139,7 +139,7 @@ def test_credentials_are_redacted_in_the_lock_and_messages(http_server, raw):
     lock = DownloadLock(raw / LOCK_NAME)
     download(url, raw / "f.csv", lock=lock, **FAST)
     text = lock.path.read_text()
-    assert f"http://***@{host}/f.csv?token=***&part=1" in entries(lock)
+    assert f"http://***:***@{host}/f.csv?token=***&part=1" in entries(lock)
     assert "s3cret" not in text and "t0ken" not in text and "alice" not in text
 
     http_server.add("/f.csv", b"a,b,c\n")

@@ -125,14 +125,15 @@ def _log_to_mlflow(
     """Attach test results to the training's runs; warn (do not fail) if they are not found."""
     import time
 
-    from aver.tracking.runs import absolute_uri, tracking_uri
+    from aver.redact import redact_text, redact_uri
+    from aver.tracking.runs import absolute_uri, connect, tracking_uri
 
     ml = summary.get("mlflow", {})
     parent = ml.get("parent_run_id")
     if not parent:
         log.warning("no MLflow run recorded in train_summary.json; skipping MLflow logging")
         return
-    uri = absolute_uri(tracking_uri(cfg))
+    uri = connect(absolute_uri(tracking_uri(cfg)))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     now = int(time.time() * 1000)
     try:
@@ -168,5 +169,8 @@ def _log_to_mlflow(
             )
     except MlflowException as err:
         log.warning(
-            "could not log evaluation to MLflow run %s at %s: %s", parent, uri, str(err)[:300]
+            "could not log evaluation to MLflow run %s at %s: %s",
+            parent,
+            redact_uri(uri),
+            redact_text(str(err))[:300],
         )

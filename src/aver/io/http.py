@@ -34,7 +34,7 @@ from aver.errors import DownloadError
 from aver.io.atomic import promote_file, write_json
 from aver.io.checksums import new_hashers, update_from_file
 from aver.io.lockfile import DownloadLock, Pin
-from aver.io.urls import redact_url
+from aver.redact import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def download(
     trickling transfer with a DownloadError, keeping the partial file for a rerun.
     """
     dest = Path(dest)
-    shown = redact_url(url)
+    shown = redact_uri(url)
     expected = Expected(size, md5, sha256)
     pins = lock if not expected.checksums else None  # trust on first use applies
     pin = pins.get(url) if pins is not None else None
@@ -293,7 +293,7 @@ def fetch_bytes(
 ) -> bytes:
     """GET a small resource into memory, retrying connection errors, timeouts, cuts and 5xx."""
     sess = session or new_session()
-    shown = redact_url(url)
+    shown = redact_uri(url)
 
     def attempt() -> bytes:
         try:
@@ -339,7 +339,7 @@ def fetch_json(
         return json.loads(data)
     except ValueError as err:
         raise DownloadError(
-            f"{redact_url(url)} did not return JSON ({err}); it starts with {data[:120]!r}",
+            f"{redact_uri(url)} did not return JSON ({err}); it starts with {data[:120]!r}",
             fix="check the URL points at the JSON API (e.g. .../api/records/<id>)",
         ) from None
 
@@ -361,7 +361,7 @@ def refuse_https_downgrade(resp: requests.Response, *args: Any, **kwargs: Any) -
     if urlsplit(resp.url).scheme.lower() == "https" and urlsplit(target).scheme.lower() == "http":
         resp.close()
         raise DownloadError(
-            f"{redact_url(resp.url)} redirects to {redact_url(target)}: refusing to leave HTTPS "
+            f"{redact_uri(resp.url)} redirects to {redact_uri(target)}: refusing to leave HTTPS "
             "for plain HTTP (the file could be altered on the way)",
             fix="ask the server's owner to fix the redirect, or, if an unencrypted link is "
             "acceptable, put the http URL in params.yaml / the dataset record yourself",
@@ -377,11 +377,11 @@ def tls_error(url: str, err: Exception, dest: Path | None) -> DownloadError:
     """The DownloadError for a TLS failure (not retried: waiting does not fix a certificate)."""
     request = getattr(err, "request", None)
     failing = getattr(request, "url", None) or url
-    host = urlsplit(failing).hostname or redact_url(failing)
+    host = urlsplit(failing).hostname or redact_uri(failing)
     found = _SSL_REASON.search(str(err))
     reason = found.group(0).strip() if found else f"{type(err).__name__}: {err}"
     return DownloadError(
-        f"TLS/certificate problem talking to {host}: {reason} (fetching {redact_url(url)}; "
+        f"TLS/certificate problem talking to {host}: {reason} (fetching {redact_uri(url)}; "
         "not retried)",
         path=dest,
         fix=TLS_FIX,
@@ -417,7 +417,7 @@ class _Transfer:
 
     @property
     def shown(self) -> str:
-        return redact_url(self.url)
+        return redact_uri(self.url)
 
     @property
     def algos(self) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aver.errors import DataError
 from aver.io.atomic import write_json
-from aver.io.urls import redact_url
+from aver.redact import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class DownloadLock:
 
     def key(self, url: str) -> str:
         """The entry name of `url`: the URL with any credentials redacted."""
-        return redact_url(url)
+        return redact_uri(url)
 
     def get(self, url: str) -> Pin | None:
         with self._mutex:

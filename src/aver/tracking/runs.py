@@ -4,6 +4,8 @@ Store: $MLFLOW_TRACKING_URI, else `tracking.tracking_uri`, else the embedded loc
 `sqlite:///mlruns.db` (relative to the working directory, the repository root under DVC). Local
 stores keep artifacts under `tracking.artifact_root` (`mlartifacts/`); a tracking server uses
 its own artifact configuration. One experiment per dataset: `{experiment_prefix}-{dataset}`.
+Credentials in a server URI go to MLflow's env vars (aver.tracking.credentials); everything
+aver logs or writes (params, tags, YAML, messages) is redacted (aver.redact).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import yaml
@@ -25,6 +28,8 @@ from mlflow.tracking import MlflowClient
 
 from aver.config import TrackingConfig
 from aver.errors import AverError
+from aver.redact import redact_obj, redact_text, redact_uri
+from aver.tracking import credentials
 from aver.workspace import code_info
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,12 @@ def is_local_store(uri: str) -> bool:
     return scheme in ("", "file", "sqlite") or (len(scheme) == 1)  # "" / C: = a plain path
 
 
+def connect(uri: str) -> str:
+    """Export the credentials in `uri` to MLflow's env vars; the URI to hand MLflow (none left).
+    See aver.tracking.credentials.use."""
+    return credentials.use(uri)
+
+
 def experiment_name(cfg: TrackingConfig, dataset: str) -> str:
     return f"{cfg.experiment_prefix}-{dataset}"
 
@@ -60,7 +71,7 @@ def experiment_name(cfg: TrackingConfig, dataset: str) -> str:
 def setup(cfg: TrackingConfig, dataset: str) -> str:
     """Point MLflow at the store, make sure the dataset's experiment exists; its id."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage reports unless asked
-    uri = absolute_uri(tracking_uri(cfg))
+    uri = connect(absolute_uri(tracking_uri(cfg)))
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
     mlflow.set_tracking_uri(uri)
@@ -71,7 +82,8 @@ def setup(cfg: TrackingConfig, dataset: str) -> str:
         exp = client.get_experiment_by_name(name)
     except MlflowException as err:
         raise AverError(
-            f"cannot use the MLflow tracking store {uri} ({str(err)[:300]})",
+            f"cannot use the MLflow tracking store {redact_uri(uri)} "
+            f"({redact_text(str(err))[:300]})",
             fix="start the tracking server, or unset MLFLOW_TRACKING_URI / "
             "tracking.tracking_uri to use the local sqlite:///mlruns.db",
         ) from None
@@ -89,21 +101,33 @@ def setup(cfg: TrackingConfig, dataset: str) -> str:
 
 
 def _check_server(uri: str, timeout_s: float = 10.0) -> None:
-    """Fail fast (MLflow's client retries for minutes) when the tracking server is down."""
-    import urllib.error
-    import urllib.request
+    """Fail fast (MLflow's client retries for minutes) when the tracking server is down or
+    refuses the credentials (those in `uri`, else MLflow's env vars)."""
+    import requests
 
+    clean, creds = credentials.split(uri)
+    auth, headers = credentials.requests_auth(creds or os.environ)
+    parts = urlsplit(clean)
+    health = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/health", fragment=""))
+    insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1")
+    verify = False if insecure else os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+    shown = redact_uri(clean)
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
-            return
-    except urllib.error.HTTPError:
-        return  # it answers (auth, proxies): let MLflow report anything else
-    except (OSError, ValueError) as err:
+        status = requests.get(
+            health, auth=auth, headers=headers, timeout=timeout_s, verify=verify
+        ).status_code
+    except (requests.RequestException, OSError, ValueError) as err:
         raise AverError(
-            f"MLflow tracking server {uri} is not reachable ({err})",
+            f"MLflow tracking server {shown} is not reachable ({redact_text(str(err))})",
             fix="start it (mlflow server ...), or unset MLFLOW_TRACKING_URI / "
             "tracking.tracking_uri to use the local sqlite:///mlruns.db",
         ) from None
+    if status in (401, 403):  # other answers (proxies, no /health): let MLflow report them
+        raise AverError(
+            f"MLflow tracking server {shown} refused the credentials (HTTP {status})",
+            fix="set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+            "MLFLOW_TRACKING_TOKEN (or put them in the URI: https://user:password@host)",
+        )
 
 
 def run_exists(run_id: str | None) -> bool:
@@ -129,18 +153,18 @@ def start(
     The run ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C.
     """
     reuse = run_id if run_exists(run_id) else None
-    tags = {**code_info().tags(), **(tags or {})}
+    tags = redact_obj({**code_info().tags(), **(tags or {})})
     kwargs: dict[str, Any] = (
         {"run_id": reuse} if reuse else {"experiment_id": experiment_id, "run_name": run_name}
     )
     if parent_run_id and not reuse:
         kwargs["tags"] = {PARENT_TAG: parent_run_id, **tags}
     elif not reuse:
-        kwargs["tags"] = dict(tags)
+        kwargs["tags"] = tags
     run = mlflow.start_run(nested=mlflow.active_run() is not None, **kwargs)
     if reuse:
         log.info("continuing MLflow run %s (%s)", reuse, run_name)
-        mlflow.set_tags(dict(tags))
+        mlflow.set_tags(tags)
     try:
         yield run
     except KeyboardInterrupt:
@@ -154,14 +178,14 @@ def start(
 
 
 def log_params(params: Mapping[str, Any]) -> None:
-    """Log flattened params (values stringified, long ones cut); skips ones already logged."""
+    """Log flattened params (values stringified and redacted, long ones cut); skips ones
+    already logged."""
     run = mlflow.active_run()
     assert run is not None
     existing = MlflowClient().get_run(run.info.run_id).data.params
     fresh = {}
     for k, v in params.items():
-        text = "null" if v is None else str(v)
-        text = text[:MAX_PARAM_CHARS]
+        text = redact_text("null" if v is None else str(v))[:MAX_PARAM_CHARS]
         if k in existing:
             continue
         fresh[k] = text
@@ -189,7 +213,8 @@ def logged_steps(run_id: str, key: str) -> set[int]:
 
 
 def log_yaml(obj: Any, artifact_file: str) -> None:
-    mlflow.log_text(yaml.safe_dump(obj, sort_keys=False), artifact_file)
+    """Log `obj` (redacted) as a YAML artifact of the active run."""
+    mlflow.log_text(yaml.safe_dump(redact_obj(obj), sort_keys=False), artifact_file)
 
 
 def data_fingerprint(cache_dir: str | Path, lock: str | Path = "dvc.lock") -> dict[str, str]:

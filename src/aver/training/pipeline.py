@@ -29,6 +29,7 @@ from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
 from aver.io.atomic import write_csv, write_json
 from aver.models import build_model
+from aver.redact import redact_obj, redact_uri
 from aver.tracking import registry, runs
 from aver.training import checkpoints, plots
 from aver.training.loop import (
@@ -178,7 +179,11 @@ def run(params: Params) -> dict[str, Any]:
     if cfg.preset not in (None, "none"):
         tags["preset"] = str(cfg.preset)
     flat = flatten(resolved)
-    config_doc = {"params": resolved.model_dump(mode="json"), "applied_overrides": applied}
+    config_doc = {
+        "params": redact_obj(resolved.model_dump(mode="json")),
+        "applied_overrides": applied,
+    }
+    store = redact_uri(runs.tracking_uri(resolved.tracking))  # as configured, before setup
     exp_id = runs.setup(resolved.tracking, dataset)
     session_path = out / "checkpoints" / "mlflow.json"
     session_key = config_fingerprint(cfg, fp["data_fingerprint"])
@@ -189,7 +194,7 @@ def run(params: Params) -> dict[str, Any]:
         folds,
         model_fold,
         resolve_device(cfg.device),
-        runs.tracking_uri(resolved.tracking),
+        store,
         runs.experiment_name(resolved.tracking, dataset),
     )
 
@@ -255,7 +260,7 @@ def run(params: Params) -> dict[str, Any]:
             "git_commit": commit,
             "applied_overrides": applied,
             "mlflow": {
-                "tracking_uri": runs.tracking_uri(resolved.tracking),
+                "tracking_uri": store,
                 "experiment": runs.experiment_name(resolved.tracking, dataset),
                 "experiment_id": exp_id,
                 "parent_run_id": parent_id,
@@ -370,7 +375,7 @@ def _train_fold(
         checkpoints.save_model_file(
             model_file,
             res.best_state,
-            params=params.model_dump(mode="json"),
+            params=redact_obj(params.model_dump(mode="json")),
             classes=setup.classes,
             dims=setup.dims,
             info=info,

@@ -28,7 +28,7 @@ def cache_fingerprint(cache: Path) -> str:
 
 def run(params: Params) -> None:
     """Run (or resume) the sweep; write best_params.yaml, results.csv and plots."""
-    from aver.tracking.runs import experiment_name, setup
+    from aver.tracking.runs import absolute_uri, experiment_name, setup, tracking_uri
 
     cfg = params.tune
     if not cfg.space:
@@ -39,8 +39,10 @@ def run(params: Params) -> None:
     cache = Path(cfg.cache_path or params.cache.out).expanduser().resolve()
     name = f"{params.data.dataset}-{sweep_key(params, cache_fingerprint(cache))}"
     storage = Path(cfg.storage_path).expanduser().resolve()
+    # As configured, credentials included, so trials on other nodes authenticate too (setup
+    # leaves MLflow, and MLFLOW_TRACKING_URI, with the URI without them).
+    uri = absolute_uri(tracking_uri(params.tracking))
     setup(params.tracking, params.data.dataset)
-    uri = mlflow.get_tracking_uri()
     experiment = experiment_name(params.tracking, params.data.dataset)
     mlflow.set_experiment(experiment)
     parent_id = recorded_parent(storage, name)

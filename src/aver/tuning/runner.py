@@ -20,6 +20,7 @@ from ray.tune.search.optuna import OptunaSearch
 from aver.config import Params, parse_params, with_overrides
 from aver.io.atomic import write_json
 from aver.parallel import ray_init
+from aver.tracking.runs import connect
 from aver.tuning.data_access import ensure_cache
 from aver.tuning.resources import loader_workers, trial_resources
 from aver.tuning.space import build_space
@@ -79,7 +80,7 @@ def _trial(
     cache = ensure_cache(Path(cache_dir), params.tune.cache_access, Path(repo_root))
     node = ray.get_runtime_context().get_node_id()
     trial_name = tune.get_context().get_trial_name()
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(connect(tracking_uri))  # credentials to MLflow's env vars
     mlflow.set_experiment(experiment)
     with mlflow.start_run(
         run_name=trial_name,
