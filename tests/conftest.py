@@ -64,3 +64,19 @@ def demo_pipeline(tmp_path_factory, venv_env):
     env = pipeline_env(venv_env, repo)
     dvc(repo, env, "repro", timeout=1800)
     return repo, env
+
+
+@pytest.fixture(scope="session")
+def real_extracted(tmp_path_factory) -> dict[str, tuple[dict, Path, Path]]:
+    """Every real clip (../shared/data/real-clips) through extract once: clip_id -> (manifest
+    row, wav, mp4). Skips when the clips are absent."""
+    from aver.config import ExtractConfig
+    from aver.media.extract import extract_clip
+    from tests.support.real_clips import real_clips
+
+    out = tmp_path_factory.mktemp("real-extract")
+    rows = {}
+    for clip in real_clips().itertuples():
+        audio, video = out / f"{clip.clip_id}.wav", out / f"{clip.clip_id}.mp4"
+        rows[clip.clip_id] = (extract_clip(clip.file, audio, video, ExtractConfig()), audio, video)
+    return rows

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -350,3 +351,25 @@ def test_predict_bad_input_exits_non_zero(demo_pipeline, tmp_path, kind, reason)
     assert proc.stdout == ""
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"aver predict: error: {video}: {reason}") and "Fix:" in last
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("dataset", ["ravdess", "cremad"])
+def test_predict_on_a_real_clip(demo_pipeline, dataset):
+    """`aver predict` on real third-party clips (1280x720 H.264 mp4; VP6 + MP3 flv): it runs,
+    finds the face in every window and gives a distribution over the model's classes. The demo
+    model's classes are not these clips' emotions, so no class is asserted."""
+    from tests.support.real_clips import real_clips
+
+    repo, env = demo_pipeline
+    clip = real_clips(dataset).iloc[0]
+    proc = _predict(repo, env, clip.file, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    classes = json.loads((repo / "data" / "raw" / "dataset.json").read_text())["classes"]
+    assert list(doc["probabilities"]) == classes
+    assert sum(doc["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert doc["detection_rate"] >= 0.95
+    with av.open(clip.file) as container:
+        duration = container.duration / 1e6
+    assert doc["duration_s"] == pytest.approx(duration, abs=0.15)
