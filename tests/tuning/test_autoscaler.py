@@ -287,8 +287,10 @@ def test_sweep_asks_for_gpus_the_autoscaler_adds_and_they_go_away_idle(
     start = time.time()
     _wait(lambda: _only_head_alive(head), 120, "idle GPU workers were not removed", head)
     print(f"idle workers removed in {time.time() - start:.0f} s")
+    # The autoscaler drains an idle node, then its provider SIGTERMs the node's processes: the
+    # GCS records whichever it saw first.
     gone = {n["id"]: n["death"] for n in _nodes(head) if n["id"] in launched}
-    assert set(gone.values()) == {"Terminated by autoscaler."}, gone
+    assert set(gone.values()) <= {"Terminated by autoscaler.", "received SIGTERM"}, gone
 
 
 def test_cpus_no_node_type_has_fail_before_any_trial(autoscaling, tmp_path, tiny_cache):
@@ -382,5 +384,3 @@ def test_sweep_waiting_for_what_nothing_provides_fails_after_the_pending_timeout
     assert "autoscaler can add: unknown (no autoscaler process on the head node)" in proc.out
     assert "no trial started for 10 s (tune.pending_timeout_s)" in proc.out, proc.out[-4000:]
     assert "wait for {CPU: 1, GPU: 1} each" in proc.out
-    if os.environ.get("AVER_SHOW_OUTPUT"):
-        print(proc.out[-5000:])
