@@ -348,13 +348,18 @@ class TuneConfig(Section):
     grace_period: int = Field(1, ge=1)
     reduction_factor: int = Field(2, ge=2)
     cpus_per_trial: float = Field(1.0, gt=0)
-    gpus_per_trial: float = Field(1.0, ge=0, description="used only when the cluster has GPUs")
+    gpus_per_trial: float = Field(
+        1.0, ge=0, description="asked when a node has, or the autoscaler can add, GPUs; else CPU"
+    )
     max_failures: int = Field(2, ge=0)
     storage_path: str = Field("data/tune", description="local dir or shared storage (Ray)")
     fold: int = Field(0, ge=0)
     cache_access: Literal["shared", "dvc_pull"] = "shared"
     cache_path: str | None = Field(None, description="cache path every node sees (default: ours)")
     ray_num_cpus: int | None = Field(None, ge=1, description="local Ray only; default all")
+    pending_timeout_s: float | None = Field(
+        1800.0, gt=0, description="fail when trials wait this long and none starts; null: wait"
+    )
     space: dict[str, SearchParam] = Field(default_factory=dict)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Literal, TypeVar
@@ -14,6 +16,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Executor = Literal["local", "ray"]
+log = logging.getLogger(__name__)
 
 
 def imap_unordered(
@@ -100,15 +103,26 @@ def _keep_loopback() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
+def _on_node(fn, item):
+    """Ray task: fn(item), with the id of the node it ran on."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), fn(item)
+
+
 def _ray_map(fn, items, bar, num_cpus):
     import ray
 
     ray_init()
-    remote = ray.remote(num_cpus=num_cpus)(fn)
-    pending = {remote.remote(item): item for item in items}
+    remote = ray.remote(num_cpus=num_cpus)(_on_node)
+    pending = {remote.remote(fn, item): item for item in items}
+    nodes: Counter[str] = Counter()
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             item = pending.pop(ref)
+            node, result = ray.get(ref)
+            nodes[node] += 1
             bar.update(1)
-            yield item, ray.get(ref)
+            yield item, result
+    log.info("ray: %d tasks ran on %d node(s): %s", sum(nodes.values()), len(nodes), dict(nodes))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from ray import tune
 
-from aver.config import SearchParam, TuneConfig
+from aver.config import SearchParam
 from aver.errors import ConfigError
-from aver.tuning.resources import loader_workers, trial_resources
+from aver.tuning.resources import loader_workers
 from aver.tuning.space import build_space
 
 
@@ -40,14 +40,6 @@ def test_space_maps_each_distribution():
 def test_bad_space_names_the_key(spec):
     with pytest.raises(ConfigError, match=r"tune\.space\.train\.x"):
         build_space({"train.x": spec})
-
-
-def test_gpu_cluster_gets_gpu_fraction_cpu_cluster_gets_none():
-    cfg = TuneConfig(cpus_per_trial=2, gpus_per_trial=0.5)
-    assert trial_resources(cfg, {"CPU": 16, "GPU": 4}) == {"cpu": 2.0, "gpu": 0.5}
-    assert trial_resources(cfg, {"CPU": 16}) == {"cpu": 2.0}
-    assert trial_resources(cfg, {"CPU": 1}) == {"cpu": 1.0}  # never more than the cluster
-    assert trial_resources(TuneConfig(gpus_per_trial=2), {"CPU": 8, "GPU": 1})["gpu"] == 1.0
 
 
 def test_loader_workers_leave_one_cpu_for_the_loop():

@@ -21,8 +21,9 @@ from aver.config import Params, parse_params, with_overrides
 from aver.io.atomic import write_json
 from aver.parallel import ray_init
 from aver.tracking.runs import connect
+from aver.tuning.capacity import PendingWatch, probe
 from aver.tuning.data_access import ensure_cache
-from aver.tuning.resources import loader_workers, trial_resources
+from aver.tuning.resources import Capacity, loader_workers, plan_trial
 from aver.tuning.space import build_space
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class Sweep:
 
 def sweep_key(params: Params, cache_fingerprint: str) -> str:
     """Identifies a sweep: same tune/train config and data -> same sweep (restored, not rerun)."""
-    tune_cfg = params.tune.model_dump(exclude={"storage_path", "out", "ray_num_cpus"})
+    not_in_key = {"storage_path", "out", "ray_num_cpus", "pending_timeout_s"}
+    tune_cfg = params.tune.model_dump(exclude=not_in_key)
     blob = json.dumps(
         {"tune": tune_cfg, "train": params.train.model_dump(), "data": cache_fingerprint},
         sort_keys=True,
@@ -50,12 +52,12 @@ def sweep_key(params: Params, cache_fingerprint: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def init_ray(params: Params) -> dict[str, float]:
-    """Connect to RAY_ADDRESS when set, else start a local Ray; returns cluster resources."""
+def init_ray(params: Params) -> Capacity:
+    """Connect to RAY_ADDRESS when set, else start a local Ray; returns what it offers."""
     # Workers import aver from this checkout (the same path on every node).
     src = str(Path(__file__).resolve().parents[2])
     ray_init(num_cpus=params.tune.ray_num_cpus, runtime_env={"env_vars": {"PYTHONPATH": src}})
-    return {k: float(v) for k, v in ray.cluster_resources().items()}
+    return probe(local=not os.environ.get("RAY_ADDRESS"))
 
 
 def _trial(
@@ -79,13 +81,14 @@ def _trial(
     params = with_overrides(parse_params(base), config, "tune.space")
     cache = ensure_cache(Path(cache_dir), params.tune.cache_access, Path(repo_root))
     node = ray.get_runtime_context().get_node_id()
+    assigned = json.dumps(ray.get_runtime_context().get_assigned_resources(), sort_keys=True)
     trial_name = tune.get_context().get_trial_name()
     mlflow.set_tracking_uri(connect(tracking_uri))  # credentials to MLflow's env vars
     mlflow.set_experiment(experiment)
     with mlflow.start_run(
         run_name=trial_name,
         parent_run_id=parent_run_id,
-        tags={"aver.kind": "trial", "aver.ray_node": node},
+        tags={"aver.kind": "trial", "aver.ray_node": node, "aver.resources": assigned},
     ):
         mlflow.log_params(config)
 
@@ -111,11 +114,13 @@ def make_tuner(
     repo_root: Path,
     tracking_uri: str,
     experiment: str,
-    cluster: dict[str, float],
+    cluster: Capacity,
 ) -> tune.Tuner:
     """A new Tuner, or the interrupted one restored from its storage path."""
     cfg = params.tune
-    resources = trial_resources(cfg, cluster)
+    plan = plan_trial(cfg, cluster)
+    log.info("%s", plan.reason)
+    resources = plan.resources
     trainable = tune.with_resources(
         tune.with_parameters(
             _trial,
@@ -160,6 +165,7 @@ def make_tuner(
             name=sweep.name,
             storage_path=str(sweep.path.parent),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            callbacks=[PendingWatch(cfg.pending_timeout_s, resources, str(cluster))],
             verbose=1,
         ),
     )
