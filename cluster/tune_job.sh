@@ -5,9 +5,7 @@
 #      node), plus requirements-cluster.txt (DVC's S3 plugin, boto3);
 #   2. MLFLOW_TRACKING_URI of the head's tracking server (written by cluster/start_mlflow.sh);
 #   3. the feature cache from the default DVC remote, which must be S3 (`dvc pull cache`);
-#   4. AVER_GPU_WORKERS GPU workers (default 1) from the autoscaler, waited for: trials size
-#      themselves from the GPUs present when the sweep starts (cluster/scale.py);
-#   5. `dvc repro --single-item tune`, then `dvc push tune`, and dvc.lock plus a copy of
+#   4. `dvc repro --single-item tune`, then `dvc push tune`, and dvc.lock plus a copy of
 #      reports/tune (as tune/) in ~/aver-results/<UTC time>/, linked as ~/aver-results/latest,
 #      for `ray rsync-down` (not under reports/: the config's rsync_exclude skips that name).
 # Extra arguments go to `dvc repro` (e.g. --force).
@@ -41,10 +39,8 @@ case "$url" in
 esac
 dvc pull cache
 
-trap 'python cluster/scale.py release || true' EXIT
-python cluster/scale.py request --gpus "${AVER_GPU_WORKERS:-1}" \
-  --timeout "${AVER_SCALE_TIMEOUT_S:-1200}"
-
+# Trials ask for tune.gpus_per_trial whenever a node type of this cluster has a GPU, so the
+# autoscaler starts GPU workers for them (aver.tuning.resources); none are requested here.
 dvc repro --single-item tune "$@"
 dvc push tune
 

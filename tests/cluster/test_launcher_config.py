@@ -342,34 +342,9 @@ def test_mlflow_start_script_serves_on_loopback_and_restarts(tmp_path: Path):
             _stop(pid)
 
 
-def _scale_module():
-    spec = importlib.util.spec_from_file_location("aver_cluster_scale", CLUSTER / "scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tune_job_asks_for_gpus_before_the_sweep_and_releases_them():
+def test_tune_job_pulls_the_cache_before_the_sweep():
     subprocess.run(["bash", "-n", str(TUNE_JOB)], check=True)
     lines = TUNE_JOB.read_text().splitlines()
     text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
-    release, request = text.index("scale.py release"), text.index("scale.py request")
-    sweep = text.index("dvc repro --single-item tune")
-    assert text.rfind("trap", 0, release) != -1 and release < request < sweep
-    assert text.index("dvc pull cache") < sweep
-
-
-def test_scale_waits_for_the_requested_gpus_and_times_out():
-    scale = _scale_module()
-    seen = iter([0.0, 0.0, 1.0, 2.0])
-    now = [0.0]
-
-    def sleep(s: float) -> None:
-        now[0] += s
-
-    assert scale.wait_for_gpus(2, 100, present=lambda: next(seen), clock=lambda: now[0],
-                               sleep=sleep) == 2.0  # fmt: skip
-    assert now[0] == 30.0
-    now[0] = 0.0
-    with pytest.raises(TimeoutError, match="0 of 1 GPUs"):
-        scale.wait_for_gpus(1, 25, present=lambda: 0.0, clock=lambda: now[0], sleep=sleep)
+    assert "scale.py" not in text  # trials ask for GPUs themselves (aver.tuning.resources)
+    assert text.index("dvc pull cache") < text.index("dvc repro --single-item tune")
