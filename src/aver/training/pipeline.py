@@ -166,7 +166,7 @@ def run(params: Params) -> dict[str, Any]:
     fp = runs.data_fingerprint(cache.path)
     commit, dirty = runs.git_commit()
     tags = {
-        "aver.stage": "train",
+        **runs.stage_tags("train"),
         "dataset": dataset,
         "protocol": cache.protocol,
         "leaky": str(cache.leaky),
@@ -182,6 +182,9 @@ def run(params: Params) -> dict[str, Any]:
     session_path = out / "checkpoints" / "mlflow.json"
     session_key = config_fingerprint(cfg, fp["data_fingerprint"])
     session = _read_session(session_path, session_key)
+    runs.close_stale(
+        exp_id, "train", keep=[session.get("parent"), *session.get("folds", {}).values()]
+    )
     log.info(
         "training %s folds %s (model fold %d) on %s; MLflow %s, experiment %s",
         cfg.model.name,
