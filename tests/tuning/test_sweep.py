@@ -91,7 +91,9 @@ def test_sweep_nests_trials_retries_a_crash_and_writes_best_params(tmp_path, tin
 
 
 def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, tiny_cache, venv_env):
-    params = write_params(tmp_path, tiny_cache, num_samples=4, max_concurrent=1, scheduler="fifo")
+    params = write_params(
+        tmp_path, tiny_cache, num_samples=4, max_epochs=4, max_concurrent=1, scheduler="fifo"
+    )
     env = _env(venv_env, TUNE_GLOBAL_CHECKPOINT_S="0")
     proc = subprocess.Popen(
         tune_cmd(params),
@@ -105,18 +107,14 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, tiny_c
     finished_before: set[str] = set()
     try:
         while time.time() < deadline and proc.poll() is None:
-            time.sleep(1)
-            # Query the store only once the sweep has created it (its parent run is recorded
-            # beside Ray's state): two processes migrating a new sqlite store at once race.
-            if any((tmp_path / "ray").glob("*.aver.json")):
+            time.sleep(0.2)
+            if _store_ready(tmp_path):
                 _, runs = _runs(tmp_path)
-                finished_before = {
-                    r.info.run_name
-                    for r in runs
-                    if r.data.tags.get("aver.kind") == "trial" and r.info.status == "FINISHED"
-                }
-                if len(finished_before) >= 2:
-                    time.sleep(2)  # let Ray persist the experiment state
+                trials = [r for r in runs if r.data.tags.get("aver.kind") == "trial"]
+                finished_before = {r.info.run_name for r in trials if r.info.status == "FINISHED"}
+                # kill mid-trial: its MLflow run is open, so the rerun must close or reopen it
+                if len(finished_before) >= 2 and any(r.info.status == "RUNNING" for r in trials):
+                    time.sleep(0.5)  # let Ray persist the experiment state
                     break
     finally:
         if proc.poll() is None:
