@@ -1,14 +1,19 @@
-"""aver.parallel: the private local Ray listens on loopback only."""
+"""aver.parallel: the private local Ray listens on loopback only; a stopped pool stops."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import psutil
 import pytest
+
+from aver.parallel import imap_unordered
 
 # Starts a private local Ray through aver, runs one task (so a worker process starts its gRPC
 # server too), prints every listening TCP socket of this process and its descendants, shuts Ray
@@ -77,3 +82,24 @@ def test_private_local_ray_listens_on_loopback_only(venv_env):
     assert {"gcs_server", "raylet"} <= names, listening  # the check saw Ray's servers
     wide = [entry for entry in listening if not _is_loopback(entry[2])]
     assert not wide, f"listening beyond loopback (pid, process, address, port): {wide}"
+
+
+def _slow(path: str) -> str:
+    """Mark the item as started, then take a while."""
+    Path(path).write_text("")
+    time.sleep(0.5)
+    return path
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs for a process pool")
+def test_interrupted_pool_drops_queued_items(tmp_path):
+    items = [str(tmp_path / f"{i}.started") for i in range(20)]
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in imap_unordered(_slow, items, workers=2):
+            raise KeyboardInterrupt  # Ctrl-C / SIGTERM in the caller after the first result
+    elapsed = time.monotonic() - t0
+    started = len(list(tmp_path.glob("*.started")))
+    # Only the items already handed to the two workers ran (the pool queues one extra each).
+    assert started <= 6, f"{started} of 20 items ran after the interrupt"
+    assert elapsed < 4.0, f"the interrupt waited {elapsed:.1f} s for queued items"

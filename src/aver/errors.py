@@ -31,3 +31,8 @@ class DataError(AverError):
 
 class DownloadError(AverError):
     """A download failed or did not verify."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread: a stage stops as on Ctrl-C (checkpoints and partial
+    directories kept, MLflow runs KILLED) and exits with 143."""

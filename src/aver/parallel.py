@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -48,9 +50,14 @@ def imap_unordered(
             workers = min(workers, os.cpu_count() or 1, len(items))
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = {pool.submit(fn, item): item for item in items}
-                for fut in as_completed(futures):
-                    bar.update(1)
-                    yield futures[fut], fut.result()
+                try:
+                    for fut in as_completed(futures):
+                        bar.update(1)
+                        yield futures[fut], fut.result()
+                except BaseException:  # Ctrl-C, SIGTERM, an error, or the caller stopped early
+                    # Drop the queued items: only the ones already running are waited for.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     finally:
         bar.close()
 
@@ -80,7 +87,7 @@ def ray_init(*, num_cpus: int | None = None, runtime_env: dict | None = None) ->
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
     local_loopback = not address and node_ip == LOOPBACK_NODE_IP
-    with _keep_loopback() if local_loopback else contextlib.nullcontext():
+    with _keep_loopback() if local_loopback else contextlib.nullcontext(), keep_sigterm_handler():
         # "local" starts a fresh instance: never join a cluster nobody asked for (a stale
         # /tmp/ray/ray_current_cluster would otherwise be tried).
         ray.init(address=address or "local", **kwargs)
@@ -108,6 +115,42 @@ def _on_node(fn, item):
     import ray
 
     return ray.get_runtime_context().get_node_id(), fn(item)
+
+
+@contextlib.contextmanager
+def keep_sigterm_handler() -> Iterator[None]:
+    """Restore a Python SIGTERM handler (the stage's) that the block replaced.
+
+    ray.init installs its own (sys.exit); the stage's raises Terminated, so a SIGTERM still
+    stops the stage like Ctrl-C (Ray's atexit hook then stops the processes it started).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(before):
+            signal.signal(signal.SIGTERM, before)
+
+
+def exit_now_if_ray(code: int) -> None:
+    """Exit at once, skipping exit hooks, when this process uses Ray; else return.
+
+    For a stage stopped by SIGTERM (its runs already closed). A SIGTERM to the process group
+    (`timeout`, systemd, Slurm) also stops the Ray processes a local Ray started, and Ray's exit
+    hook then waits about a minute for them. Those processes die with this one (Ray binds
+    them to it); a cluster ends the job's workers when its driver goes.
+    """
+    import logging
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _ray_map(fn, items, bar, num_cpus):

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from aver.config import parse_params
 from aver.errors import DataError
@@ -138,3 +145,38 @@ def test_rerun_resumes_finished_clips_and_restarts_on_new_params(tmp_path, make_
         run(_params(tmp_path, interim, size=32, max_failure_fraction=0.5))
     assert "starting over" in caplog.text
     assert FaceStore(tmp_path / "faces").load("ok")["frames"].shape == (10, 32, 32, 3)
+
+
+def test_sigterm_keeps_aligned_clips_and_a_rerun_resumes(tmp_path, make_interim, venv_env):
+    n = 8
+    interim = make_interim({f"c{i}": moving_face(30) for i in range(n)})
+    raw = {
+        "data": {"root": str(tmp_path / "raw")},
+        "extract": {"out": str(interim)},
+        "align": {"out": str(tmp_path / "faces"), "workers": 2, "size": 64, "device": "cpu"},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "aver.cli", "align", "--params", "params.yaml"]
+    clips = tmp_path / "faces.partial" / "clips"
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=venv_env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while len(list(clips.glob("*.json"))) < 1:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "align did not finish a clip"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)  # as `timeout` does: the pool's workers get it too
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert "aver align: terminated (SIGTERM)" in err
+    kept = {p.stem for p in clips.glob("*.json")}
+    assert 1 <= len(kept) < n, "the stop came too late to leave work undone"
+    assert not (tmp_path / "faces").exists()
+
+    done = subprocess.run(cmd, cwd=tmp_path, env=venv_env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = re.search(r"resuming: (\d+) of 8 clips already aligned", done.stderr)
+    assert resumed and int(resumed.group(1)) >= len(kept), done.stderr[-3000:]
+    assert sorted(FaceStore(tmp_path / "faces").clip_ids) == [f"c{i}" for i in range(n)]
+    assert not (tmp_path / "faces.partial").exists()

@@ -129,3 +129,62 @@ def test_every_run_is_tagged_with_the_code_that_ran(embedded_store: Path):
         assert tags["aver.code_path"] == info.path
         assert tags["aver.code_commit"] == info.commit != ""
         assert tags["aver.code_dirty"] in ("True", "False")
+
+
+def _dead_pid() -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return str(proc.pid)
+
+
+def test_close_stale_ends_dead_processes_runs_of_any_config(embedded_store: Path):
+    import subprocess
+    import sys
+
+    exp_id = runs.setup(TrackingConfig(), "demo")
+    client = MlflowClient()
+    here, dead = runs.workspace(), _dead_pid()
+
+    def make(name: str, *, parent: str | None = None, **tags: str) -> str:
+        all_tags = {runs.PARENT_TAG: parent, **tags} if parent else tags
+        return client.create_run(exp_id, run_name=name, tags=all_tags).info.run_id
+
+    train = {runs.STAGE_TAG: "train", runs.WORKSPACE_TAG: here}
+    # a killed train run (one config) with a fold run, and a killed one of another config
+    killed = make("killed", **train, **{runs.PID_TAG: dead}, lr="0.1")
+    killed_fold = make("killed-fold", parent=killed, **train, **{runs.PID_TAG: dead})
+    other_config = make("other-config", **train, **{runs.PID_TAG: dead}, lr="0.2")
+    # the run the rerun reopens: kept open, its stale child closed, its reopened child kept
+    reopened = make("reopened", **train, **{runs.PID_TAG: dead})
+    stale_child = make("stale-child", parent=reopened, **train)
+    kept_child = make("kept-child", parent=reopened, **train)
+    # left alone: a live process's run, another workspace, another stage
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = make("live", **train, **{runs.PID_TAG: str(sleeper.pid)})
+        elsewhere = make(
+            "elsewhere", **{**train, runs.WORKSPACE_TAG: "host:/other", runs.PID_TAG: dead}
+        )
+        tune = make("tune", **{**train, runs.STAGE_TAG: "tune", runs.PID_TAG: dead})
+        closed = runs.close_stale(exp_id, "train", keep=[reopened, kept_child, None])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+    assert set(closed) == {killed, killed_fold, other_config, stale_child}
+    for run_id in closed:
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED" and run.info.end_time
+        assert "without closing it" in run.data.tags[runs.CLOSED_TAG]
+    assert f"pid {dead}" in client.get_run(killed).data.tags[runs.CLOSED_TAG]
+    for run_id in (reopened, kept_child, live, elsewhere, tune):
+        assert client.get_run(run_id).info.status == "RUNNING"
+
+    # reopening a closed run clears the reason
+    with runs.start(exp_id, run_name="killed", run_id=killed):
+        pass
+    run = client.get_run(killed)
+    assert run.info.status == "FINISHED" and runs.CLOSED_TAG not in run.data.tags

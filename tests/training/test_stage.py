@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from aver.errors import ConfigError
@@ -94,3 +95,110 @@ def test_killed_train_stage_resumes_checkpoint_and_mlflow_runs(
     assert client.get_run(session["parent"]).info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(child, "val_uar")]
     assert sorted(steps) == list(range(1, 13))
+
+
+# ---- `aver train` stopped by SIGTERM or SIGKILL -------------------------------------------------
+
+EPOCHS = 12
+
+
+def _train_params(work: Path, cache: Path, **train: object) -> Path:
+    """params.yaml for a seconds-long `aver train` in `work` (MLflow store: work/mlruns.db)."""
+    train = {"epochs": EPOCHS, "early_stop_patience": None, **train}
+    raw = tiny_params(cache, work, **train).model_dump(mode="json")
+    raw["tracking"]["log_model"] = False
+    path = work / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _start_train(work: Path, env: dict[str, str], epoch: int) -> subprocess.Popen[str]:
+    """`aver train` in `work`, returned once it has checkpointed `epoch` epochs."""
+    env = {k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aver.cli", "train", "--params", "params.yaml"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    last = work / "models" / "checkpoints" / "fold-0" / "last.pt"
+    deadline = time.monotonic() + 180
+    while not (last.exists() and checkpoints.load(last)["epoch"] >= epoch):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"train ended ({proc.returncode}) or stalled: {proc.communicate()[1]}")
+        time.sleep(0.05)
+    return proc
+
+
+def _rerun_train(work: Path, env: dict[str, str]) -> dict:
+    env = {k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(
+        [sys.executable, "-m", "aver.cli", "train", "--params", "params.yaml"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((work / "models" / "train_summary.json").read_text())
+
+
+def _session(work: Path) -> dict:
+    return json.loads((work / "models" / "checkpoints" / "mlflow.json").read_text())
+
+
+def test_sigterm_train_ends_runs_killed_keeps_checkpoint_and_resumes(
+    tiny_cache, tmp_path, venv_env
+):
+    _train_params(tmp_path, tiny_cache)
+    proc = _start_train(tmp_path, venv_env, epoch=2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    assert "aver train: terminated (SIGTERM); rerun to resume" in err
+
+    killed_at = checkpoints.load(tmp_path / "models/checkpoints/fold-0/last.pt")["epoch"]
+    assert 2 <= killed_at < EPOCHS
+    session = _session(tmp_path)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
+    assert client.get_run(session["parent"]).info.status == "KILLED"
+    assert client.get_run(session["folds"]["0"]).info.status == "KILLED"
+
+    summary = _rerun_train(tmp_path, venv_env)
+    fold = summary["folds"]["0"]
+    assert fold["resumed_from_epoch"] == killed_at and fold["epochs_done"] == EPOCHS
+    assert summary["mlflow"]["parent_run_id"] == session["parent"]  # reopened, not a new run
+    child = summary["mlflow"]["fold_run_ids"]["0"]
+    assert child == session["folds"]["0"]
+    assert client.get_run(session["parent"]).info.status == "FINISHED"
+    assert client.get_run(child).info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(child, "val_uar")]
+    assert sorted(steps) == list(range(1, EPOCHS + 1))
+
+
+def test_rerun_after_sigkill_closes_stale_runs_even_when_params_changed(
+    tiny_cache, tmp_path, venv_env
+):
+    _train_params(tmp_path, tiny_cache)
+    proc = _start_train(tmp_path, venv_env, epoch=2)
+    proc.kill()
+    proc.wait(timeout=30)
+    old = _session(tmp_path)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
+    assert client.get_run(old["parent"]).info.status == "RUNNING"  # killed: never ended
+
+    _train_params(tmp_path, tiny_cache, lr=3e-3, epochs=3)  # another config: new runs
+    summary = _rerun_train(tmp_path, venv_env)
+
+    assert summary["mlflow"]["parent_run_id"] != old["parent"]
+    assert summary["folds"]["0"]["resumed_from_epoch"] == 0
+    for run_id in (old["parent"], old["folds"]["0"]):
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED", run_id
+        assert "ended without closing it" in run.data.tags["aver.closed"]
+    assert f"pid {proc.pid}" in client.get_run(old["parent"]).data.tags["aver.closed"]
+    assert client.get_run(summary["mlflow"]["parent_run_id"]).info.status == "FINISHED"

@@ -15,7 +15,9 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
+import socket
+import time
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +39,11 @@ DEFAULT_URI = "sqlite:///mlruns.db"
 ENV_URI = "MLFLOW_TRACKING_URI"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000
+# Tags that let a rerun find the runs an earlier process of the same stage left open.
+STAGE_TAG = "aver.stage"
+WORKSPACE_TAG = "aver.workspace"  # host:working directory
+PID_TAG = "aver.pid"  # the stage process
+CLOSED_TAG = "aver.closed"  # why a run was ended by someone else than its own process
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
@@ -165,6 +172,7 @@ def start(
     if reuse:
         log.info("continuing MLflow run %s (%s)", reuse, run_name)
         mlflow.set_tags(tags)
+        _drop_closed_tag(reuse)
     try:
         yield run
     except KeyboardInterrupt:
@@ -175,6 +183,97 @@ def start(
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def workspace() -> str:
+    """This process's workspace as `host:cwd` (stale runs are looked for in the same one)."""
+    return f"{socket.gethostname()}:{Path.cwd().resolve()}"
+
+
+def stage_tags(stage: str) -> dict[str, str]:
+    """Tags of a stage's runs: the stage, the workspace and this process's pid."""
+    return {STAGE_TAG: stage, WORKSPACE_TAG: workspace(), PID_TAG: str(os.getpid())}
+
+
+def close_stale(experiment_id: str, stage: str, *, keep: Collection[str | None] = ()) -> list[str]:
+    """End as KILLED the RUNNING runs an earlier `stage` process in this workspace left open.
+
+    A SIGKILLed (or OOM-killed) stage never ends its runs. Its top-level runs are found by
+    stage and workspace tags, not by configuration, so runs of a changed config are found too;
+    a run whose process is still alive is left alone. Their RUNNING child runs are closed with
+    them. Runs in `keep` (about to be reopened) stay open, but their RUNNING children are
+    closed. Returns the ids closed; each gets a `aver.closed` tag saying why.
+    """
+    client = MlflowClient()
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{STAGE_TAG}` = '{stage}' and status = 'RUNNING'"
+    )
+    here = workspace()
+    closed: list[str] = []
+    for run in found:
+        tags = run.data.tags
+        if PARENT_TAG in tags or tags.get(WORKSPACE_TAG) != here:
+            continue
+        if run.info.run_id not in keep:
+            if _process_alive(tags.get(PID_TAG), run.info.run_id):
+                continue
+            why = (
+                f"closed by a later {stage} run (pid {os.getpid()}, "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}): the process that ran it "
+                f"(pid {tags.get(PID_TAG, '?')}) ended without closing it (SIGKILL, OOM, crash)"
+            )
+            close(run.info.run_id, "KILLED", why)
+            closed.append(run.info.run_id)
+        why = "its parent run's process ended without closing it"
+        closed += close_children(run.info.run_id, "KILLED", why, keep=keep)
+    if closed:
+        log.info("closed %d stale RUNNING MLflow run(s) of an earlier %s", len(closed), stage)
+    return closed
+
+
+def close_children(
+    parent_run_id: str, status: str, why: str, *, keep: Collection[str | None] = ()
+) -> list[str]:
+    """End the RUNNING child runs of `parent_run_id` (but those in `keep`) with `status`."""
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}' and status = 'RUNNING'",
+    )
+    ids = [c.info.run_id for c in children if c.info.run_id not in keep]
+    for run_id in ids:
+        close(run_id, status, why)
+    return ids
+
+
+def close(run_id: str, status: str, why: str) -> None:
+    """End a run that its own process did not end, with the reason as the `aver.closed` tag."""
+    client = MlflowClient()
+    client.set_tag(run_id, CLOSED_TAG, why[:MAX_PARAM_CHARS])
+    client.set_terminated(run_id, status)
+
+
+def _drop_closed_tag(run_id: str) -> None:
+    client = MlflowClient()
+    if CLOSED_TAG in client.get_run(run_id).data.tags:
+        client.delete_tag(run_id, CLOSED_TAG)
+
+
+def _process_alive(pid: str | None, run_id: str) -> bool:
+    """Whether the process (on this host) that started a run still runs."""
+    if not pid or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():  # this process: alive only if it has the run open now
+        active = mlflow.active_run()
+        return active is not None and active.info.run_id == run_id
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -251,6 +350,4 @@ def _dvc_lock_md5(lock: Path, cache_dir: Path) -> str | None:
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)

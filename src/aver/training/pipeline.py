@@ -168,7 +168,7 @@ def run(params: Params) -> dict[str, Any]:
     fp = runs.data_fingerprint(cache.path)
     commit, dirty = git_state(".")
     tags = {
-        "aver.stage": "train",
+        **runs.stage_tags("train"),
         "dataset": dataset,
         "protocol": cache.protocol,
         "leaky": str(cache.leaky),
@@ -188,6 +188,9 @@ def run(params: Params) -> dict[str, Any]:
     session_path = out / "checkpoints" / "mlflow.json"
     session_key = config_fingerprint(cfg, fp["data_fingerprint"])
     session = _read_session(session_path, session_key)
+    runs.close_stale(
+        exp_id, "train", keep=[session.get("parent"), *session.get("folds", {}).values()]
+    )
     log.info(
         "training %s folds %s (model fold %d) on %s; MLflow %s, experiment %s",
         cfg.model.name,
