@@ -156,7 +156,10 @@ def test_node_types_of_the_fake_config_are_complete_and_exclude_the_head():
 def test_node_types_of_a_cloud_config_leave_undeclared_resources_unknown():
     config = yaml.safe_load((REPO / "cluster" / "ray-cluster.yaml").read_text())
     types = node_types(config)
-    assert "head" not in types and types["gpu_worker"] == {}  # AWS detects the GPU
+    # the shipped config declares its GPU worker, so aver can check a request up front
+    assert "head" not in types and types["gpu_worker"] == {"CPU": 4.0, "GPU": 1.0}
+    config["available_node_types"]["gpu_worker"]["resources"] = {}
+    assert node_types(config)["gpu_worker"] == {}  # undeclared: AWS detects them at launch
 
 
 def _fake_proc(root: Path, pid: int, argv: list[str], cwd: Path) -> None:
