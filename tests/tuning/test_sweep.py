@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -272,3 +273,24 @@ def test_sweep_whose_trials_all_fail_ends_failed(tmp_path, tiny_cache, venv_env)
     assert [r.info.status for r in runs if r.data.tags.get("aver.kind") == "sweep"] == ["FAILED"]
     trials = [r for r in runs if r.data.tags.get("aver.kind") == "trial"]
     assert not [r for r in trials if r.info.status == "RUNNING"]
+
+
+def test_sweep_tunes_the_preset_model_and_trials_log_their_whole_config(
+    tmp_path, tiny_cache, venv_env
+):
+    """`train.preset: avtca_paper` makes the sweep tune AVT-CA (what `train` then trains), and
+    each trial logs the fully resolved config it ran with: the preset's keys, the sampled ones."""
+    params = write_params(tmp_path, tiny_cache, num_samples=1, max_epochs=1, scheduler="fifo")
+    raw = yaml.safe_load(params.read_text())
+    raw["train"]["preset"] = "avtca_paper"
+    params.write_text(yaml.safe_dump(raw))
+    run_tune(params, _env(venv_env))
+
+    client, runs = _runs(tmp_path)
+    (trial,) = [r for r in runs if r.data.tags.get("aver.kind") == "trial"]
+    path = client.download_artifacts(trial.info.run_id, "config.yaml", str(tmp_path))
+    config = yaml.safe_load(Path(path).read_text())
+    assert config["train"]["model"]["name"] == "avtca"
+    assert config["train"]["optimizer"] == "adam" and config["train"]["batch_size"] == 8
+    assert config["train"]["lr"] == pytest.approx(float(trial.data.params["train.lr"]))
+    assert config["train"]["epochs"] == 1  # tune.max_epochs

@@ -17,6 +17,7 @@ from aver.config import Params, flatten
 from aver.errors import DataError
 from aver.io.atomic import write_csv
 from aver.tracking import runs
+from aver.training.presets import apply_preset
 from aver.tuning.report import best_config, results_table, write_outputs
 from aver.tuning.runner import (
     Sweep,
@@ -43,7 +44,12 @@ def cache_fingerprint(cache: Path) -> str:
 
 
 def run(params: Params) -> None:
-    """Run (or resume) the sweep; write best_params.yaml, results.csv and plots."""
+    """Run (or resume) the sweep; write best_params.yaml, results.csv and plots.
+
+    The sweep tunes the model `train` would train: `train.preset` is applied first (tuned
+    values are not: they are this stage's output).
+    """
+    params = apply_preset(params)
     cfg = params.tune
     validate_space(params)  # before MLflow or Ray start
     cache = Path(cfg.cache_path or params.cache.out).expanduser().resolve()

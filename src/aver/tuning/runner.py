@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import yaml
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -31,6 +32,7 @@ from ray.tune.search.optuna import OptunaSearch
 from aver.config import Params, parse_params, with_overrides
 from aver.io.atomic import write_json
 from aver.parallel import ray_init
+from aver.redact import redact_obj
 from aver.tracking import runs
 from aver.tracking.runs import connect
 from aver.tuning.capacity import PendingWatch, probe
@@ -105,6 +107,8 @@ def _trial(
         state = _restore_checkpoint(work)
         tags = {"aver.ray_node": node, "aver.resources": assigned}
         run_id = _open_trial_run(client, state.get("mlflow_run_id"), parent_run_id, config, tags)
+        resolved = yaml.safe_dump(redact_obj(params.model_dump(mode="json")), sort_keys=False)
+        client.log_text(run_id, resolved, "config.yaml")  # the whole config the trial ran with
         start = int(state.get("epoch", 0))
         logged = {m.step for m in client.get_metric_history(run_id, METRIC)} if start else set()
 
