@@ -366,6 +366,8 @@ class TuneConfig(Section):
 class EvaluateConfig(Section):
     out: str = "reports"
     batch_size: int | None = Field(None, ge=1, description="default: train.batch_size")
+    bootstrap: int = Field(1000, ge=100, description="resamples of the test clips for the 95% CI")
+    seed: int = Field(0, description="seed of the bootstrap")
 
 
 class Params(Section):

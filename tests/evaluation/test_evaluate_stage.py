@@ -46,6 +46,15 @@ def test_evaluate_writes_consistent_reports(embedded_store, tiny_cache, tmp_path
     trained = load_trained_model(tmp_path / "models" / "model.pt")
     p = predict(trained.model, make_loader(cache, 1, "test", 8, train=False))
     assert metrics["accuracy"] == pytest.approx(float(np.mean(p.y_true == p.y_pred)))
+    # 95% intervals: bootstrap over the test clips around the value; one fold has no t interval
+    for key in ("accuracy", "uar"):
+        low, high = metrics[f"{key}_ci95_low"], metrics[f"{key}_ci95_high"]
+        assert 0.0 <= low <= metrics[key] <= high <= 1.0
+        assert metrics["intervals"][key] == {"runs": None, "bootstrap": [low, high]}
+    assert metrics["accuracy_ci95_high"] > metrics["accuracy_ci95_low"] or metrics["accuracy"] in (
+        0.0,
+        1.0,
+    )
     # a summary pointing at a run the store does not have: reports still written, a warning
     summary_path = tmp_path / "models" / "train_summary.json"
     summary = json.loads(summary_path.read_text())

@@ -3,7 +3,9 @@
 Reads `models/train_summary.json` and `models/folds/fold-K.pt` (model.pt for the model fold),
 writes (atomically) under `evaluate.out`:
 - `metrics.json` (DVC metrics): accuracy, uar, macro_f1 (mean over the evaluated folds) and
-  their std, per-class recall, protocol, leaky flag, fold(s), per-fold values
+  their std, 95% intervals (`<metric>_ci95_low/high`: bootstrap over test clips; `intervals`:
+  also across folds, aver.evaluation.intervals), per-class recall, protocol, leaky flag,
+  fold(s), per-fold values
 - `confusion.csv` (clip_id,actual,predicted; DVC confusion template) + `confusion.png`
 - `per_class.csv` (class, support, precision, recall, f1), `per_class_recall.png`
 and logs them to the training's MLflow runs (ids from train_summary.json): test metrics on each
@@ -25,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from aver.config import Params, TrackingConfig
 from aver.errors import DataError
 from aver.evaluation import plots
+from aver.evaluation.intervals import metric_intervals
 from aver.evaluation.report import confusion_pairs, fold_metrics, metrics_document, per_class_table
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
@@ -92,6 +95,12 @@ def run(params: Params) -> dict[str, Any]:
             per_fold[fold]["n_test"],
         )
     y_true, y_pred = np.concatenate(trues), np.concatenate(preds)
+    intervals = metric_intervals(
+        list(zip(trues, preds)),
+        len(classes),
+        n_boot=params.evaluate.bootstrap,
+        seed=params.evaluate.seed,
+    )
     doc = metrics_document(
         per_fold,
         y_true,
@@ -101,6 +110,7 @@ def run(params: Params) -> dict[str, Any]:
         protocol=cache.protocol,
         leaky=cache.leaky,
         model_fold=model_fold,
+        intervals=intervals,
     )
     cm = confusion_matrix(y_true, y_pred, len(classes))
     write_json(out / "metrics.json", doc)
@@ -152,7 +162,10 @@ def _log_to_mlflow(
             parent,
             metrics=[
                 Metric(f"test_{k}", float(doc[k]), now, 0)
-                for k in ("accuracy", "uar", "macro_f1", "accuracy_std", "uar_std", "macro_f1_std")
+                for k in (
+                    *("accuracy", "uar", "macro_f1", "accuracy_std", "uar_std", "macro_f1_std"),
+                    *(f"{m}_ci95_{end}" for m in ("accuracy", "uar") for end in ("low", "high")),
+                )
             ],
         )
         for name in (

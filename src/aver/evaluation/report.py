@@ -38,9 +38,12 @@ def metrics_document(
     protocol: str,
     leaky: bool,
     model_fold: int,
+    intervals: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """reports/metrics.json: mean over folds at the top (the single fold's values for one fold),
-    std across folds, per-class recall of all test predictions pooled, and each fold's values."""
+    std across folds, 95% intervals (bootstrap over test clips as `<metric>_ci95_low/high`, and
+    `intervals` with the across-folds one too), per-class recall of all test predictions
+    pooled, and each fold's values."""
     scalars = [{k: v[k] for k in ("accuracy", "uar", "macro_f1")} for v in per_fold.values()]
     agg = aggregate_folds(scalars)
     pooled = fold_metrics(pooled_true, pooled_pred, classes)
@@ -56,6 +59,12 @@ def metrics_document(
         "accuracy_std": agg["accuracy"]["std"],
         "uar_std": agg["uar"]["std"],
         "macro_f1_std": agg["macro_f1"]["std"],
+        **{
+            f"{k}_ci95_{end}": v["bootstrap"][i]
+            for k, v in (intervals or {}).items()
+            for i, end in enumerate(("low", "high"))
+        },
+        "intervals": {k: dict(v) for k, v in (intervals or {}).items()},
         "per_class_recall": pooled["per_class_recall"],
         "n_test": pooled["n_test"],
         "per_fold": {str(k): dict(v) for k, v in sorted(per_fold.items())},
