@@ -181,6 +181,7 @@ def train_worker(config: dict[str, Any]) -> FitResult | None:
         "steps_per_epoch": len(setup.train_loader),
         "param_checksums": checksums,  # per epoch trained here: one per rank
         "backend": dist.get_backend(),
+        "torch_threads": torch.get_num_threads(),
     }
     return res if parallel.is_main else None
 

@@ -229,7 +229,8 @@ def fit(
     `parallel`: this process is one DDP rank (the model is wrapped, so gradients are averaged;
     the loaders hold this rank's shard). Train metrics are gathered from every rank; rank 0
     alone validates and broadcasts the result (every rank takes the same early-stopping
-    decisions) and alone writes the checkpoint. on_epoch runs on every rank.
+    decisions) and alone writes the checkpoint. on_epoch runs on every rank (and must return
+    the same there).
     """
     device = torch.device(device) if device is not None else resolve_device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
