@@ -189,3 +189,14 @@ def _epochs(storage: Path) -> set[int]:
         except Exception:  # being written
             continue
     return found
+
+
+def test_a_workers_aver_error_surfaces_as_itself():
+    from ray.train import WorkerGroupError
+
+    from aver.training.loop import TrainingError
+
+    boom = TrainingError("the loss became nan", fix="lower train.lr")
+    wrapped = WorkerGroupError("rank 1 failed", {1: RuntimeError("x"), 0: boom})
+    assert ddp._user_error(wrapped) is boom
+    assert ddp._user_error(WorkerGroupError("oom", {0: MemoryError()})) is None

@@ -13,6 +13,7 @@ driver, which carries on exactly as after a local fit. Ray is imported only here
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 import tempfile
@@ -100,6 +101,8 @@ def fit_on_ray(
     cfg = params.train
     check_scaling(cfg)
     ray_init(runtime_env={"env_vars": {"PYTHONPATH": SRC}})
+    storage = Path(storage).resolve()
+    name = f"fold-{fold}"
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={
@@ -108,12 +111,13 @@ def fit_on_ray(
             "fold": fold,
             "run_id": run_id,
             "tracking_uri": tracking_uri,
+            "run_key": hashlib.sha256(str(storage / name).encode()).hexdigest()[:12],
         },
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu),
         run_config=RunConfig(
-            name=f"fold-{fold}",
-            storage_path=str(Path(storage).resolve()),
+            name=name,
+            storage_path=str(storage),
             failure_config=FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=CheckpointConfig(num_to_keep=1),
         ),
@@ -148,15 +152,18 @@ def train_worker(config: dict[str, Any]) -> FitResult | None:
     device = ray.train.torch.get_device()
     parallel = DataParallel(rank, world, ray.train.torch.prepare_model, device)
     log_epoch = _epoch_logger(config["tracking_uri"], config["run_id"]) if rank == 0 else None
-    work = Path(tempfile.mkdtemp(prefix=f"aver-ddp-rank{rank}-"))
+    # One dir per run and rank: a killed run's is cleared by the next one.
+    work = Path(tempfile.gettempdir()) / f"aver-ddp-{config['run_key']}-rank{rank}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     checksums: list[list[float]] = []
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         checksums.append(parallel.gather(param_checksum(setup.model)))
-        if log_epoch is not None:
-            log_epoch(metrics, epoch)
         ckpt = ray.train.Checkpoint.from_directory(str(work)) if parallel.is_main else None
         ray.train.report({**metrics, "epoch": epoch}, checkpoint=ckpt)  # a barrier
+        if log_epoch is not None:  # after the checkpoint: a resumed run backfills, not repeats
+            log_epoch(metrics, epoch)
 
     try:
         _restore(ray.train.get_checkpoint(), work)
