@@ -329,6 +329,11 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = Field(0, ge=0)
     augment: bool = True
+    executor: Literal["local", "ray"] = Field(
+        "local", description="ray: one data-parallel (DDP) run over Ray Train workers"
+    )
+    workers: int = Field(1, ge=1, description="executor ray: workers; batch_size stays global")
+    use_gpu: bool = Field(False, description="executor ray: a GPU per worker (nccl), else gloo")
 
 
 class SearchParam(Section):

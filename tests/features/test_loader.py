@@ -10,6 +10,7 @@ import torch
 
 from aver.features import FeatureCache, batch_from_arrays, make_loader
 from aver.features.augment import AugmentConfig, augment_video, spec_augment
+from aver.features.loader import EpochSampler, ShardSampler
 
 
 def _all(loader) -> list[dict]:
@@ -120,3 +121,34 @@ def test_augment_ops_change_content_not_shape():
     ]
     assert max(zeroed) > 0
     assert max(zeroed) <= 10 * 16 + 4 * 50  # bounded by the widest masks
+
+
+@pytest.mark.parametrize("n", [1, 7, 8])
+def test_shard_sampler_splits_each_epoch_over_ranks(n: int):
+    inner = EpochSampler(n, shuffle=True, augment=True, seed=3)
+    shards = [ShardSampler(inner, r, 3) for r in range(3)]
+    for epoch in (0, 5):
+        inner.set_epoch(epoch)
+        full = list(inner)
+        parts = []
+        for s in shards:
+            s.set_epoch(epoch)
+            parts.append(list(s))
+        assert all(len(p) == len(s) == -(-n // 3) for p, s in zip(parts, shards))
+        interleaved = [x for group in zip(*parts) for x in group]
+        assert interleaved[:n] == full  # the epoch's order (and augment seeds), dealt out
+        assert set(interleaved[n:]) <= set(full)  # padding repeats clips
+
+
+def test_sharded_loader_keeps_the_global_batch(cache: FeatureCache):
+    whole = make_loader(cache, 0, "train", 4, train=True, seed=1)
+    ranks = [
+        make_loader(cache, 0, "train", 2, train=True, seed=1, rank=r, world_size=2)
+        for r in range(2)
+    ]
+    assert [len(r) for r in ranks] == [len(whole)] * 2
+    # step k of the two ranks together is step k of one process: the same clips
+    for step, (a, b, one) in enumerate(zip(*ranks, whole)):
+        assert len(a["clip_id"]) == len(b["clip_id"]) <= 2
+        if len(one["clip_id"]) == 4:
+            assert sorted(a["clip_id"] + b["clip_id"]) == sorted(one["clip_id"]), step

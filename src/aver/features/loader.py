@@ -164,6 +164,32 @@ class EpochSampler(Sampler):
             yield int(i), int(seeds[j]) if seeds is not None else NO_AUGMENT
 
 
+class ShardSampler(Sampler):
+    """Rank `rank`'s share of each pass of `inner` (as DistributedSampler, over any sampler).
+
+    Every rank walks the same pass (it depends only on seed and epoch), padded by wrapping
+    round to a multiple of `world_size`, and keeps every `world_size`-th item from `rank`.
+    """
+
+    def __init__(self, inner: EpochSampler, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} not in 0..{world_size - 1}")
+        self.inner, self.rank, self.world_size = inner, rank, world_size
+
+    def __len__(self) -> int:
+        return -(-len(self.inner) // self.world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        items = list(self.inner)
+        total = len(self) * self.world_size
+        while len(items) < total:
+            items += items[: total - len(items)]
+        return iter(items[self.rank : total : self.world_size])
+
+
 def make_loader(
     cache: FeatureCache,
     fold: int,
@@ -176,11 +202,16 @@ def make_loader(
     augment: bool | None = None,
     augment_config: AugmentConfig | None = None,
     pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """DataLoader over a split of one fold, normalised with that fold's training stats.
 
     train=True shuffles, augments (unless augment=False) and drops a last batch of one clip
     (BatchNorm); train=False keeps cache order, no augmentation, every clip once.
+    world_size > 1 (DDP): this rank's shard of each pass (ShardSampler), batch_size clips a
+    step per rank; step k of all ranks together holds the clips of step k of one process with
+    batch_size * world_size (a last batch that would leave a rank one clip is dropped).
     """
     ids = cache.split_ids(fold, split)
     if not ids:
@@ -192,8 +223,10 @@ def make_loader(
     use_aug = train if augment is None else augment
     aug_cfg = (augment_config or AugmentConfig()) if use_aug else None
     dataset = ClipDataset(cache, ids, cache.fold_stats(fold), aug_cfg)
-    sampler = EpochSampler(len(ids), shuffle=train, augment=use_aug, seed=seed)
-    drop_last = train and len(ids) % batch_size == 1 and len(ids) > 1
+    passes = EpochSampler(len(ids), shuffle=train, augment=use_aug, seed=seed)
+    sampler = passes if world_size == 1 else ShardSampler(passes, rank, world_size)
+    n = len(sampler)
+    drop_last = train and n % batch_size == 1 and n > 1
     return DataLoader(
         dataset,
         batch_size=batch_size,

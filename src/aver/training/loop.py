@@ -6,6 +6,7 @@ full resume state, including the best-so-far weights) atomically, then calls
 A rerun with the same checkpoint directory and configuration resumes after the last finished
 epoch: weights, optimizer, schedule, RNG states and history are restored, and each epoch's data
 order depends only on (seed, epoch), so a resumed run reproduces an uninterrupted one.
+With a `DataParallel` hook (aver.training.ddp) the same loop runs as one rank of a DDP group.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ from aver.errors import AverError
 from aver.training import checkpoints
 from aver.training.metrics import classification_metrics
 from aver.training.optim import Schedule, build_optimizer
+
+if TYPE_CHECKING:
+    from aver.training.ddp import DataParallel
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ _NOT_FINGERPRINTED = {
     "device",
     "preset",
     "compile",
+    "executor",
+    "workers",
+    "use_gpu",
 }
 
 
@@ -212,22 +219,29 @@ def fit(
     extra: dict[str, Any] | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
+    parallel: DataParallel | None = None,
 ) -> FitResult:
     """Train `model` per `cfg`, early-stopping on validation UAR; resume from checkpoint_dir.
 
     `fingerprint` (e.g. a data hash) joins the config hash stored in the checkpoint: a
     checkpoint written under another configuration is ignored (training starts fresh). `extra`
     (plain types) is stored in the checkpoint and returned, also from a resumed run.
+    `parallel`: this process is one DDP rank (the model is wrapped, so gradients are averaged;
+    the loaders hold this rank's shard). Train metrics are gathered from every rank; rank 0
+    alone validates and broadcasts the result (every rank takes the same early-stopping
+    decisions) and alone writes the checkpoint. on_epoch runs on every rank (and must return
+    the same there).
     """
     device = torch.device(device) if device is not None else resolve_device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
     if cfg.amp and not use_amp:
         log.info("train.amp ignored: mixed precision is used only on CUDA (device: %s)", device)
     model.to(device)
-    fmodel: nn.Module = model
+    main = parallel is None or parallel.is_main
+    fmodel: nn.Module = model if parallel is None else parallel.wrap(model)
     if cfg.compile:
         if device.type == "cuda":
-            fmodel = torch.compile(model)  # type: ignore[assignment]
+            fmodel = torch.compile(fmodel)  # type: ignore[assignment]
         else:
             log.info(
                 "train.compile ignored: torch.compile is used only on CUDA (device: %s)", device
@@ -278,24 +292,23 @@ def fit(
                 use_amp,
                 n_classes,
                 progress,
+                parallel,
             )
-            val = predict(
-                fmodel, val_loader, device, amp=use_amp, label_smoothing=cfg.label_smoothing
+            # DDP: rank 0 validates the unwrapped model (a DDP forward would wait for the others)
+            val_stats = (
+                _validate(fmodel if parallel is None else model, val_loader, cfg, device, n_classes)
+                if main
+                else {}
             )
-            vm = classification_metrics(val.y_true, val.y_pred, n_classes)
+            if parallel is not None:
+                val_stats = parallel.broadcast(val_stats)
+            uar = val_stats["val_uar"]
             epoch += 1
-            metrics = {
-                **train_stats,
-                "val_loss": val.loss,
-                "val_accuracy": vm["accuracy"],
-                "val_uar": vm["uar"],
-                "val_macro_f1": vm["macro_f1"],
-                "epoch_time_s": time.perf_counter() - t0,
-            }
+            metrics = {**train_stats, **val_stats, "epoch_time_s": time.perf_counter() - t0}
             history.append({"epoch": float(epoch), **metrics})
-            schedule.end_epoch(epoch - 1, vm["uar"])
-            if vm["uar"] > best_uar + 1e-12:
-                best_uar, best_epoch, bad_epochs = vm["uar"], epoch, 0
+            schedule.end_epoch(epoch - 1, uar)
+            if uar > best_uar + 1e-12:
+                best_uar, best_epoch, bad_epochs = uar, epoch, 0
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
@@ -310,7 +323,7 @@ def fit(
                     best_uar,
                     best_epoch,
                 )
-            if ckpt_dir is not None:
+            if ckpt_dir is not None and main:
                 checkpoints.save(
                     ckpt_dir / LAST,
                     {
@@ -333,7 +346,7 @@ def fit(
                     },
                 )
             bar.update(1)
-            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_uar=f"{vm['uar']:.3f}")
+            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_uar=f"{uar:.3f}")
             if on_epoch is not None and on_epoch(epoch, dict(metrics)) is True:
                 log.info("stopped by the on_epoch callback after epoch %d", epoch)
                 stopped = True
@@ -355,6 +368,21 @@ def fit(
     )
 
 
+def _validate(
+    model: nn.Module, loader: Any, cfg: TrainConfig, device: torch.device, n_classes: int
+) -> dict[str, float]:
+    """Validation loss, accuracy, UAR and macro-F1 of `model` over `loader`."""
+    amp = cfg.amp and device.type == "cuda"
+    val = predict(model, loader, device, amp=amp, label_smoothing=cfg.label_smoothing)
+    vm = classification_metrics(val.y_true, val.y_pred, n_classes)
+    return {
+        "val_loss": val.loss,
+        "val_accuracy": vm["accuracy"],
+        "val_uar": vm["uar"],
+        "val_macro_f1": vm["macro_f1"],
+    }
+
+
 def _train_epoch(
     model: nn.Module,
     loader: Any,
@@ -367,6 +395,7 @@ def _train_epoch(
     use_amp: bool,
     n_classes: int,
     progress: bool,
+    parallel: DataParallel | None = None,
 ) -> dict[str, float]:
     model.train()
     loss_sum, n, lr = 0.0, 0, schedule.lr_at(epoch)
@@ -407,7 +436,12 @@ def _train_epoch(
             "the training loader yielded no batches",
             fix="check the fold's training split has clips",
         )
-    tm = classification_metrics(torch.cat(ys).numpy(), torch.cat(preds).numpy(), n_classes)
+    y_true, y_pred = torch.cat(ys), torch.cat(preds)
+    if parallel is not None:  # every rank's clips (a padded shard repeats a few)
+        parts = parallel.gather((loss_sum, n, y_true, y_pred))
+        loss_sum, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        y_true, y_pred = torch.cat([p[2] for p in parts]), torch.cat([p[3] for p in parts])
+    tm = classification_metrics(y_true.numpy(), y_pred.numpy(), n_classes)
     return {
         "train_loss": loss_sum / n,
         "train_accuracy": tm["accuracy"],

@@ -5,6 +5,7 @@ Outputs under `train.out` (models/):
   + resolved params + classes + input dims + normalisation stats (weights_only-loadable)
 - `folds/fold-K.pt`: the same for every trained fold (the evaluate stage tests each)
 - `checkpoints/fold-K/last.pt`: resume state; `checkpoints/mlflow.json`: run ids to reopen
+  (train.executor ray: Ray Train's run `checkpoints/ray/fold-K`, holding the same last.pt)
 - `train_summary.json`: per-fold best validation metrics, mean/std, MLflow ids
 - `plots/curves.csv` + `curves.png` (model fold; PNG shows all folds), `plots/fold-K/...`
 """
@@ -31,7 +32,7 @@ from aver.io.atomic import write_csv, write_json
 from aver.models import build_model
 from aver.redact import redact_obj, redact_uri
 from aver.tracking import registry, runs
-from aver.training import checkpoints, plots
+from aver.training import checkpoints, ddp, plots
 from aver.training.loop import (
     FitResult,
     config_fingerprint,
@@ -114,8 +115,14 @@ def prepare_fold(
     fold: int,
     *,
     num_workers: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> FoldSetup:
-    """Seeded model + train/val loaders of one fold (shared by the train stage and Ray Tune)."""
+    """Seeded model + train/val loaders of one fold (shared by the train stage and Ray Tune).
+
+    world_size > 1 (a DDP rank): the train loader holds this rank's shard of each epoch in
+    batches of batch_size // world_size, so the global batch stays train.batch_size.
+    """
     if not isinstance(cache, FeatureCache):
         cache = FeatureCache(cache)
     cfg = params.train
@@ -126,12 +133,14 @@ def prepare_fold(
         cache,
         fold,
         "train",
-        cfg.batch_size,
+        cfg.batch_size // world_size,
         train=True,
         seed=cfg.seed,
         num_workers=workers,
         augment=cfg.augment,
         pin_memory=pin,
+        rank=rank,
+        world_size=world_size,
     )
     val_loader = make_loader(
         cache, fold, "val", cfg.batch_size, train=False, num_workers=workers, pin_memory=pin
@@ -163,6 +172,8 @@ def run(params: Params) -> dict[str, Any]:
             f"train.model_fold {model_fold} is not among train.folds {folds}",
             fix="add it to train.folds or leave train.model_fold null",
         )
+    if cfg.executor == "ray":
+        ddp.check_scaling(cfg)
     out = Path(cfg.out)
     dataset = resolved.data.dataset
     fp = runs.data_fingerprint(cache.path)
@@ -196,7 +207,9 @@ def run(params: Params) -> dict[str, Any]:
         cfg.model.name,
         folds,
         model_fold,
-        resolve_device(cfg.device),
+        f"{cfg.workers} Ray Train workers ({'GPU' if cfg.use_gpu else 'CPU'})"
+        if cfg.executor == "ray"
+        else resolve_device(cfg.device),
         store,
         runs.experiment_name(resolved.tracking, dataset),
     )
@@ -314,17 +327,27 @@ def _train_fold(
         runs.log_params({**flat, "fold": fold})
         runs.log_yaml(config_doc, "config/resolved_params.yaml")
         t0 = time.perf_counter()
-        res = fit(
-            setup.model,
-            setup.train_loader,
-            setup.val_loader,
-            cfg,
-            n_classes=len(setup.classes),
-            checkpoint_dir=out / "checkpoints" / f"fold-{fold}",
-            on_epoch=lambda epoch, m: runs.log_epoch(m, epoch),
-            fingerprint=setup.fingerprint,
-            device=device,
-        )
+        if cfg.executor == "ray":  # the same fit, data-parallel; rank 0 logs the epochs
+            res = ddp.fit_on_ray(
+                params,
+                cache.path,
+                fold,
+                run_id=run_id,
+                tracking_uri=mlflow.get_tracking_uri(),
+                storage=out / "checkpoints" / "ray",
+            )
+        else:
+            res = fit(
+                setup.model,
+                setup.train_loader,
+                setup.val_loader,
+                cfg,
+                n_classes=len(setup.classes),
+                checkpoint_dir=out / "checkpoints" / f"fold-{fold}",
+                on_epoch=lambda epoch, m: runs.log_epoch(m, epoch),
+                fingerprint=setup.fingerprint,
+                device=device,
+            )
         if res.start_epoch:  # resumed: log epochs a previous run may not have recorded
             have = runs.logged_steps(run_id, "val_uar")
             for h in res.history[: res.start_epoch]:
