@@ -110,7 +110,7 @@ def resolve_weights(cfg: AlignConfig, dl: DownloadConfig | None = None) -> Path:
         dest = cache / (Path(urlparse(cfg.retinaface_url).path).name or DEFAULT_NAME)
         from aver.io.http import download
         from aver.io.lockfile import LOCK_NAME, DownloadLock
-        from aver.io.urls import redact_url
+        from aver.redact import redact_uri
 
         try:
             lock = DownloadLock(cache / LOCK_NAME)
@@ -123,7 +123,7 @@ def resolve_weights(cfg: AlignConfig, dl: DownloadConfig | None = None) -> Path:
             )
             lock.log_new()
         except (AverError, OSError) as err:
-            shown = redact_url(cfg.retinaface_url)
+            shown = redact_uri(cfg.retinaface_url)
             raise DownloadError(
                 f"could not fetch RetinaFace weights from {shown} ({err})",
                 path=dest,
