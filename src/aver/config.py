@@ -317,7 +317,12 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0)
     plateau_patience: int = Field(3, ge=1, description="plateau: epochs without val UAR gain")
     min_lr: float = Field(0.0, ge=0, description="floor of cosine/plateau schedules")
-    early_stop_patience: int | None = Field(20, ge=1)
+    early_stop_patience: int | None = Field(
+        20, ge=1, description="epochs without val UAR gain; select last: off unless given"
+    )
+    select: Literal["best", "last"] = Field(
+        "best", description="weights kept as the model: best val UAR epoch, or the last epoch"
+    )
     amp: bool = Field(False, description="mixed precision; CUDA only (ignored on CPU)")
     compile: bool = Field(False, description="torch.compile; CUDA only (ignored on CPU)")
     seed: int = 0
@@ -334,6 +339,14 @@ class TrainConfig(Section):
     )
     workers: int = Field(1, ge=1, description="executor ray: workers; batch_size stays global")
     use_gpu: bool = Field(False, description="executor ray: a GPU per worker (nccl), else gloo")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _last_keeps_training(cls, data: Any) -> Any:
+        """select last keeps the final weights, so early stopping is off unless it is given."""
+        if isinstance(data, dict) and data.get("select") == "last":
+            data = {"early_stop_patience": None, **data}
+        return data
 
 
 class SearchParam(Section):

@@ -97,3 +97,81 @@ def test_missing_tuned_file_names_the_file(tmp_path):
     params = parse_params({"train": {"use_tuned": True, "tuned_params": "bad.yaml"}})
     with pytest.raises(ConfigError, match=r"train\.nope"):
         resolve_params(params, tmp_path)
+
+
+def test_avtca_paper_is_the_recipe_as_published():
+    resolved, _ = resolve_params(parse_params({"train": {"preset": "avtca_paper"}}))
+    t = resolved.train
+    assert t.model.video_stride == 1  # the paper's face stem convolution
+    assert t.augment is False and t.select == "last" and t.early_stop_patience is None
+    assert t.model.unimodal_weight == 0.0 and t.grad_clip is None and t.schedule == "none"
+    # stride 1 still fits the default cache faces
+    assert resolved.cache.face_size >= 2 * t.model.video_stride * t.model.video_patches
+
+
+def test_train_select_is_validated():
+    assert TrainConfig().select == "best" and TrainConfig().early_stop_patience == 20
+    assert parse_params({"train": {"select": "last"}}).train.select == "last"
+    # last keeps the final weights: early stopping is off unless it is given
+    assert TrainConfig(select="last").early_stop_patience is None
+    assert TrainConfig(select="last", early_stop_patience=5).early_stop_patience == 5
+    with pytest.raises(ConfigError, match=r"train\.select.*'final'.*'best'.*'last'"):
+        parse_params({"train": {"select": "final"}})
+
+
+def _fit_peaking_early(select: str, ckpt=None):
+    """4 epochs on tiny data whose val labels are rotated: val UAR is best after epoch 1 and
+    falls as the model learns the train labels. Returns the result and each epoch's weights."""
+    from torch.utils.data import DataLoader
+
+    from aver.training.loop import fit, seed_everything
+    from tests.training.tiny import N_CLASSES, TinyAV, TinySet, loaders
+
+    cfg = TrainConfig(epochs=4, lr=0.01, device="cpu", select=select, early_stop_patience=None)
+    seed_everything(0)
+    model, (train, _) = TinyAV(), loaders(seed=0)
+    val_set = TinySet(12, seed=2)
+    val_set.label = (val_set.label + 1) % N_CLASSES
+    states = {}
+
+    def snap(epoch, metrics):
+        states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    res = fit(
+        model,
+        train,
+        DataLoader(val_set, batch_size=6),
+        cfg,
+        n_classes=N_CLASSES,
+        checkpoint_dir=ckpt,
+        on_epoch=snap,
+        progress=False,
+    )
+    return res, states
+
+
+def _same(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_select_last_keeps_the_last_epochs_weights(tmp_path):
+    best, states = _fit_peaking_early("best")
+    uars = [h["val_uar"] for h in best.history]
+    assert uars[0] > max(uars[1:])  # the premise: val UAR peaks at epoch 1 of 4
+    assert best.best_epoch == best.best_uar_epoch == 1 and best.select == "best"
+    assert _same(best.best_state, states[1]) and not _same(best.best_state, states[4])
+
+    last, states_l = _fit_peaking_early("last", tmp_path / "ckpt")
+    assert [h["val_uar"] for h in last.history] == uars  # the same training
+    assert last.best_epoch == 4 and last.best_uar_epoch == 1 and last.select == "last"
+    assert last.best["val_uar"] == uars[3] and not last.stopped_early
+    assert _same(last.best_state, states_l[4]) and _same(states_l[4], states[4])
+
+    # a finished run resumed from its checkpoint keeps the same epoch's weights, and the
+    # checkpoint (written under select last) still holds the best epoch's for select best
+    again, _ = _fit_peaking_early("last", tmp_path / "ckpt")
+    assert again.start_epoch == 4 and again.best_epoch == 4
+    assert _same(again.best_state, states[4])
+    other, _ = _fit_peaking_early("best", tmp_path / "ckpt")
+    assert other.start_epoch == 4 and other.best_epoch == 1
+    assert _same(other.best_state, states[1])

@@ -2,7 +2,8 @@
 
 Each epoch trains, validates, updates the schedule and early stopping, writes `last.pt` (the
 full resume state, including the best-so-far weights) atomically, then calls
-`on_epoch(epoch, metrics)`.
+`on_epoch(epoch, metrics)`. The weights kept as the model are the best val UAR epoch's, or with
+`train.select: last` the final epoch's (as the AVT-CA paper reports its model).
 A rerun with the same checkpoint directory and configuration resumes after the last finished
 epoch: weights, optimizer, schedule, RNG states and history are restored, and each epoch's data
 order depends only on (seed, epoch), so a resumed run reproduces an uninterrupted one.
@@ -58,6 +59,7 @@ _NOT_FINGERPRINTED = {
     "executor",
     "workers",
     "use_gpu",
+    "select",  # which epoch's weights to keep: the checkpoint holds both the last and the best
 }
 
 
@@ -68,13 +70,17 @@ class TrainingError(AverError):
 @dataclass
 class FitResult:
     history: list[dict[str, float]]
-    best_epoch: int  # 1-based epoch with the best val UAR (0: none finite)
+    # 1-based epoch whose weights are kept (best_state): with select "best" the epoch with the
+    # best val UAR (0: none finite), with select "last" the final epoch trained
+    best_epoch: int
     best: dict[str, float]  # that epoch's metrics
-    best_state: dict[str, torch.Tensor]
+    best_state: dict[str, torch.Tensor]  # the kept weights
     start_epoch: int  # epochs already done when this call began (0 = fresh start)
     epochs_done: int
     stopped_early: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    select: str = "best"  # cfg.select: which epoch's weights best_epoch/best_state are
+    best_uar_epoch: int = 0  # 1-based epoch with the best val UAR, whatever was kept
 
 
 @dataclass
@@ -223,6 +229,9 @@ def fit(
 ) -> FitResult:
     """Train `model` per `cfg`, early-stopping on validation UAR; resume from checkpoint_dir.
 
+    The result's best_state/best_epoch/best are the kept weights: the best val UAR epoch's, or
+    with `cfg.select == "last"` the final epoch's (best_uar_epoch names the best one either way).
+
     `fingerprint` (e.g. a data hash) joins the config hash stored in the checkpoint: a
     checkpoint written under another configuration is ignored (training starts fresh). `extra`
     (plain types) is stored in the checkpoint and returned, also from a resumed run.
@@ -353,18 +362,29 @@ def fit(
     finally:
         bar.close()
 
-    if best_state is None:  # no finite val UAR: keep the final weights
+    best_uar_epoch, kept_epoch = best_epoch, best_epoch
+    if cfg.select == "last" or best_state is None:  # (no finite val UAR: the final weights)
         best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    best = next((h for h in history if int(h["epoch"]) == best_epoch), {})
+        kept_epoch = epoch if cfg.select == "last" else best_epoch
+    kept = next((h for h in history if int(h["epoch"]) == kept_epoch), {})
+    if cfg.select == "last":
+        log.info(
+            "keeping the last epoch's weights (epoch %d; best val UAR %.4f was at epoch %d)",
+            kept_epoch,
+            best_uar,
+            best_uar_epoch,
+        )
     return FitResult(
         history=history,
-        best_epoch=best_epoch,
-        best=dict(best),
+        best_epoch=kept_epoch,
+        best=dict(kept),
         best_state=best_state,
         start_epoch=start,
         epochs_done=epoch,
         stopped_early=stopped,
         extra=extra,
+        select=cfg.select,
+        best_uar_epoch=best_uar_epoch,
     )
 
 
