@@ -326,6 +326,9 @@ class TrainConfig(Section):
     amp: bool = Field(False, description="mixed precision; CUDA only (ignored on CPU)")
     compile: bool = Field(False, description="torch.compile; CUDA only (ignored on CPU)")
     seed: int = 0
+    seeds: list[int] | None = Field(
+        None, description="train every fold once per seed; null: [train.seed]"
+    )
     deterministic: bool = Field(True, description="deterministic torch algorithms (warn only)")
     folds: Literal["all"] | list[int] = Field(default_factory=lambda: [0])
     model_fold: int | None = Field(None, ge=0, description="fold saved as model.pt; default first")
@@ -347,6 +350,19 @@ class TrainConfig(Section):
         if isinstance(data, dict) and data.get("select") == "last":
             data = {"early_stop_patience": None, **data}
         return data
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError("train.seeds: a non-empty list of distinct ints, or null")
+        return v
+
+    def run_seeds(self) -> list[int]:
+        """The seeds each fold is trained with: train.seeds, or [train.seed] when that is null.
+
+        The first one is the seed of the model fold's run that becomes model.pt."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
 
 class SearchParam(Section):

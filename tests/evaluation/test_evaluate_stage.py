@@ -70,3 +70,44 @@ def test_missing_training_output_is_actionable(tmp_path):
     with pytest.raises(DataError, match="dvc repro train") as err:
         evaluate(params)
     assert "train_summary.json" in str(err.value)
+
+
+def test_evaluate_intervals_over_seeds(embedded_store, tiny_cache, tmp_path):
+    """train.seeds [0, 1] on one fold: two runs, so a Student t interval across them."""
+    from mlflow.tracking import MlflowClient
+
+    from aver.evaluation.intervals import t_interval
+
+    params = tiny_params(
+        tiny_cache, tmp_path, prefix="evalseeds", epochs=1, folds=[1], seeds=[0, 1], batch_size=8
+    )
+    params = params.model_copy(
+        update={"tracking": params.tracking.model_copy(update={"log_model": False})}
+    )
+    summary = train(params)
+    doc = evaluate(params)
+    assert doc["n_runs"] == 2 and doc["seeds"] == [0, 1]
+    assert [(r["fold"], r["seed"]) for r in doc["per_run"]] == [(1, 0), (1, 1)]
+    assert list(doc["per_fold"]) == ["1"]
+    assert doc["per_fold"]["1"]["uar"] == doc["per_run"][0]["uar"]  # the first seed's run
+    for key in ("accuracy", "uar", "macro_f1"):
+        values = [r[key] for r in doc["per_run"]]
+        assert doc[key] == pytest.approx(np.mean(values))
+        assert doc[f"{key}_std"] == pytest.approx(np.std(values, ddof=1))
+        runs = doc["intervals"][key]["runs"]
+        assert runs is not None and runs == pytest.approx(list(t_interval(values)))
+        low, high = doc["intervals"][key]["bootstrap"]
+        assert 0.0 <= low <= high <= 1.0
+        assert [doc[f"{key}_ci95_low"], doc[f"{key}_ci95_high"]] == [low, high]
+    # each test clip once in the confusion pairs (the first seed's predictions)
+    pairs = pd.read_csv(tmp_path / "reports" / "confusion.csv")
+    assert sorted(pairs["clip_id"]) == FeatureCache(tiny_cache).split_ids(1, "test")
+    # MLflow: test metrics on each (fold, seed) run, the across-runs interval on the parent
+    client = MlflowClient()
+    for r, run in zip(doc["per_run"], summary["runs"]):
+        assert r["run_id"] == run["run_id"]
+        got = client.get_run(run["run_id"]).data.metrics["test_uar"]
+        assert got == pytest.approx(r["uar"])
+    parent = client.get_run(summary["mlflow"]["parent_run_id"]).data.metrics
+    assert parent["test_n_runs"] == 2
+    assert parent["test_uar_runs_ci95_low"] == pytest.approx(doc["intervals"]["uar"]["runs"][0])

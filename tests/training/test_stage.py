@@ -202,3 +202,43 @@ def test_rerun_after_sigkill_closes_stale_runs_even_when_params_changed(
         assert "ended without closing it" in run.data.tags["aver.closed"]
     assert f"pid {proc.pid}" in client.get_run(old["parent"]).data.tags["aver.closed"]
     assert client.get_run(summary["mlflow"]["parent_run_id"]).info.status == "FINISHED"
+
+
+# ---- train.seeds: each fold once per seed ----------------------------------------------------
+
+
+def test_train_seeds_gives_one_run_per_fold_and_seed(embedded_store, tiny_cache, tmp_path):
+    import torch
+
+    from aver.training.pipeline import run as train
+
+    params = tiny_params(tiny_cache, tmp_path, prefix="seeds", epochs=1, seeds=[0, 1])
+    params = params.model_copy(
+        update={"tracking": params.tracking.model_copy(update={"log_model": False})}
+    )
+    summary = train(params)
+    models = tmp_path / "models"
+    assert summary["seeds"] == [0, 1] and summary["model_seed"] == 0
+    assert [(r["fold"], r["seed"], r["path"]) for r in summary["runs"]] == [
+        (0, 0, "folds/fold-0-seed-0.pt"),
+        (0, 1, "folds/fold-0-seed-1.pt"),
+    ]
+    assert summary["folds"]["0"]["run_id"] == summary["runs"][0]["run_id"]  # the first seed
+    assert summary["val"]["val_uar"]["n"] == 2  # mean/std over both runs
+    files = [checkpoints.load_model_file(models / r["path"]) for r in summary["runs"]]
+    assert [f["info"]["seed"] for f in files] == [0, 1]
+    assert [f["params"]["train"]["seed"] for f in files] == [0, 1]
+    w0, w1 = (f["state_dict"] for f in files)
+    assert any(not torch.equal(w0[k], w1[k]) for k in w0)  # other seeds, other weights
+    model = checkpoints.load_model_file(models / "model.pt")
+    assert all(torch.equal(model["state_dict"][k], w0[k]) for k in w0)  # fold 0, first seed
+    client = MlflowClient()
+    ids = summary["mlflow"]["run_ids"]
+    assert set(ids) == {"0-seed-0", "0-seed-1"}
+    for run in summary["runs"]:
+        child = client.get_run(run["run_id"])
+        assert child.data.tags["fold"] == "0" and child.data.tags["seed"] == str(run["seed"])
+        assert child.data.params["train.seed"] == str(run["seed"])
+        assert child.info.run_name == f"fold-{run['key']}"
+        assert ids[run["key"]] == run["run_id"]
+    assert len({r["run_id"] for r in summary["runs"]}) == 2

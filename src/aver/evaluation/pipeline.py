@@ -1,15 +1,20 @@
-"""The `evaluate` stage: each trained fold's best model on its test split -> reports/.
+"""The `evaluate` stage: each trained (fold, seed) run's best model on its test split -> reports/.
 
-Reads `models/train_summary.json` and `models/folds/fold-K.pt` (model.pt for the model fold),
-writes (atomically) under `evaluate.out`:
-- `metrics.json` (DVC metrics): accuracy, uar, macro_f1 (mean over the evaluated folds) and
-  their std, 95% intervals (`<metric>_ci95_low/high`: bootstrap over test clips; `intervals`:
-  also across folds, aver.evaluation.intervals), per-class recall, protocol, leaky flag,
-  fold(s), per-fold values
+Reads `models/train_summary.json` and the model file of each run it lists (`runs`: every fold x
+seed of train.seeds; older summaries: `models/folds/fold-K.pt` per fold, model.pt for the model
+fold), writes (atomically) under `evaluate.out`:
+- `metrics.json` (DVC metrics): accuracy, uar, macro_f1 (mean over the evaluated runs) and
+  their std, 95% intervals (`<metric>_ci95_low/high`: bootstrap over test clips, resampling each
+  run's clips; `intervals.<metric>.runs`: Student t across the (fold, seed) runs, from two runs
+  on; aver.evaluation.intervals), per-class recall, protocol, leaky flag, fold(s), `per_fold`
+  (the first seed's run of each fold), `per_run` (every run, with its fold and seed)
 - `confusion.csv` (clip_id,actual,predicted; DVC confusion template) + `confusion.png`
 - `per_class.csv` (class, support, precision, recall, f1), `per_class_recall.png`
+  (these three, and the pooled per-class recall, from the first seed's runs: each test clip once
+  per fold)
 and logs them to the training's MLflow runs (ids from train_summary.json): test metrics on each
-fold's child run, means and the files on the parent run, `test_uar` on the registered version.
+run's child run, means, std and intervals and the files on the parent run, `test_uar` on the
+registered version.
 """
 
 from __future__ import annotations
@@ -53,19 +58,45 @@ def read_summary(models_dir: Path) -> dict[str, Any]:
         raise DataError(f"unreadable ({err})", path=path, fix="rerun the train stage") from None
 
 
+def trained_runs(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """(fold, seed, key, path relative to train.out, run_id) of each run train_summary.json lists;
+    a summary from before train.seeds: one run per trained fold (seed None)."""
+    if "runs" in summary:
+        return [
+            {
+                "fold": int(r["fold"]),
+                "seed": int(r["seed"]),
+                "key": str(r.get("key", r["fold"])),
+                "path": r["path"],
+                "run_id": r.get("run_id"),
+            }
+            for r in summary["runs"]
+        ]
+    ids = summary.get("mlflow", {}).get("fold_run_ids", {})
+    return [
+        {"fold": f, "seed": None, "key": str(f), "path": f"folds/fold-{f}.pt", "run_id": None}
+        | ({"run_id": ids[str(f)]} if str(f) in ids else {})
+        for f in (int(f) for f in summary["folds_trained"])
+    ]
+
+
 def run(params: Params) -> dict[str, Any]:
-    """Evaluate the trained fold(s) on their test speakers; write reports/ and log to MLflow."""
+    """Evaluate the trained runs on their test speakers; write reports/ and log to MLflow."""
     models_dir, out = Path(params.train.out), Path(params.evaluate.out)
     summary = read_summary(models_dir)
     cache = FeatureCache(params.cache.out)
     device = resolve_device(params.train.device)
     model_fold = int(summary["model_fold"])
+    model_seed = summary.get("model_seed")
     per_fold: dict[int, dict[str, Any]] = {}
+    per_run: list[dict[str, Any]] = []
+    runs_pred: list[tuple[np.ndarray, np.ndarray]] = []
     trues, preds, ids = [], [], []
     classes: list[str] = list(cache.classes)
-    for fold in [int(f) for f in summary["folds_trained"]]:
-        path = models_dir / "folds" / f"fold-{fold}.pt"
-        if not path.exists() and fold == model_fold:
+    for spec in trained_runs(summary):
+        fold, seed = spec["fold"], spec["seed"]
+        path = models_dir / spec["path"]
+        if not path.exists() and (fold, seed) == (model_fold, model_seed):
             path = models_dir / "model.pt"
         trained = load_trained_model(path, device=device)
         if trained.classes != classes:
@@ -81,22 +112,27 @@ def run(params: Params) -> dict[str, Any]:
         loader = make_loader(
             cache, fold, "test", batch, train=False, num_workers=params.train.num_workers
         )
-        p = predict(trained.model, loader, device, desc=f"test fold {fold}", progress=True)
-        per_fold[fold] = fold_metrics(p.y_true, p.y_pred, classes)
-        trues.append(p.y_true)
-        preds.append(p.y_pred)
-        ids.extend(p.clip_ids)
+        key = spec["key"]
+        p = predict(trained.model, loader, device, desc=f"test fold {key}", progress=True)
+        m = fold_metrics(p.y_true, p.y_pred, classes)
+        per_run.append({"fold": fold, "seed": seed, "run_id": spec["run_id"], **m})
+        runs_pred.append((p.y_true, p.y_pred))
+        if fold not in per_fold:  # the first seed's run of the fold
+            per_fold[fold] = m
+            trues.append(p.y_true)
+            preds.append(p.y_pred)
+            ids.extend(p.clip_ids)
         log.info(
-            "fold %d test: accuracy %.4f, UAR %.4f, macro-F1 %.4f (%d clips)",
-            fold,
-            per_fold[fold]["accuracy"],
-            per_fold[fold]["uar"],
-            per_fold[fold]["macro_f1"],
-            per_fold[fold]["n_test"],
+            "fold %s test: accuracy %.4f, UAR %.4f, macro-F1 %.4f (%d clips)",
+            key,
+            m["accuracy"],
+            m["uar"],
+            m["macro_f1"],
+            m["n_test"],
         )
     y_true, y_pred = np.concatenate(trues), np.concatenate(preds)
     intervals = metric_intervals(
-        list(zip(trues, preds)),
+        runs_pred,
         len(classes),
         n_boot=params.evaluate.bootstrap,
         seed=params.evaluate.seed,
@@ -111,6 +147,7 @@ def run(params: Params) -> dict[str, Any]:
         leaky=cache.leaky,
         model_fold=model_fold,
         intervals=intervals,
+        per_run=per_run,
     )
     cm = confusion_matrix(y_true, y_pred, len(classes))
     write_json(out / "metrics.json", doc)
@@ -148,8 +185,8 @@ def _log_to_mlflow(
     now = int(time.time() * 1000)
     try:
         client.get_run(parent)
-        for fold, m in doc["per_fold"].items():
-            run_id = ml.get("fold_run_ids", {}).get(str(fold))
+        for m in doc["per_run"]:
+            run_id = m.get("run_id")
             if run_id:
                 client.log_batch(
                     run_id,
@@ -166,6 +203,13 @@ def _log_to_mlflow(
                     *("accuracy", "uar", "macro_f1", "accuracy_std", "uar_std", "macro_f1_std"),
                     *(f"{m}_ci95_{end}" for m in ("accuracy", "uar") for end in ("low", "high")),
                 )
+            ]
+            + [Metric("test_n_runs", float(doc["n_runs"]), now, 0)]
+            + [  # Student t across the (fold, seed) runs, where there are two or more
+                Metric(f"test_{m}_runs_ci95_{end}", float(v["runs"][i]), now, 0)
+                for m, v in doc["intervals"].items()
+                if v.get("runs")
+                for i, end in enumerate(("low", "high"))
             ],
         )
         for name in (

@@ -39,12 +39,16 @@ def metrics_document(
     leaky: bool,
     model_fold: int,
     intervals: Mapping[str, Mapping[str, Any]] | None = None,
+    per_run: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """reports/metrics.json: mean over folds at the top (the single fold's values for one fold),
-    std across folds, 95% intervals (bootstrap over test clips as `<metric>_ci95_low/high`, and
-    `intervals` with the across-folds one too), per-class recall of all test predictions
-    pooled, and each fold's values."""
-    scalars = [{k: v[k] for k in ("accuracy", "uar", "macro_f1")} for v in per_fold.values()]
+    """reports/metrics.json: mean over runs at the top (the single run's values for one run),
+    std across runs, 95% intervals (bootstrap over test clips as `<metric>_ci95_low/high`, and
+    `intervals` with the across-runs Student t one too), per-class recall of the pooled test
+    predictions, each fold's values and, with `per_run` (one entry per (fold, seed) run, keys
+    fold, seed, accuracy, uar, macro_f1, ...), each run's. Without `per_run`, the runs are the
+    folds of `per_fold`; with it, `per_fold` holds one run per fold (the first seed's)."""
+    rows = list(per_run) if per_run is not None else list(per_fold.values())
+    scalars = [{k: v[k] for k in ("accuracy", "uar", "macro_f1")} for v in rows]
     agg = aggregate_folds(scalars)
     pooled = fold_metrics(pooled_true, pooled_pred, classes)
     doc: dict[str, Any] = {
@@ -53,6 +57,7 @@ def metrics_document(
         "leaky": bool(leaky),
         "fold": model_fold,
         "folds_evaluated": sorted(int(k) for k in per_fold),
+        "n_runs": len(rows),
         "accuracy": agg["accuracy"]["mean"],
         "uar": agg["uar"]["mean"],
         "macro_f1": agg["macro_f1"]["mean"],
@@ -69,6 +74,9 @@ def metrics_document(
         "n_test": pooled["n_test"],
         "per_fold": {str(k): dict(v) for k, v in sorted(per_fold.items())},
     }
+    if per_run is not None:
+        doc["seeds"] = sorted({int(r["seed"]) for r in per_run if r.get("seed") is not None})
+        doc["per_run"] = [dict(r) for r in per_run]
     if leaky:
         doc["warning"] = (
             "random split: speakers are shared between train and test (leaky protocol); "

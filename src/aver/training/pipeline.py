@@ -1,13 +1,20 @@
-"""The `train` stage: preset + tuned params -> one MLflow parent run, a child run per fold.
+"""The `train` stage: preset + tuned params -> one MLflow parent run, a child run per fold x seed.
+
+Every fold in train.folds is trained once per seed of `train.seeds` (null: `[train.seed]`), each
+(fold, seed) in its own MLflow child run tagged `fold` and `seed`. A run's key is `K` with one
+seed (the file names of a single-seed run are unchanged) and `K-seed-S` with several.
 
 Outputs under `train.out` (models/):
 - `model.pt`: best weights of the model fold (train.model_fold, default the first trained fold)
-  + resolved params + classes + input dims + normalisation stats (weights_only-loadable)
-- `folds/fold-K.pt`: the same for every trained fold (the evaluate stage tests each)
-- `checkpoints/fold-K/last.pt`: resume state; `checkpoints/mlflow.json`: run ids to reopen
-  (train.executor ray: Ray Train's run `checkpoints/ray/fold-K`, holding the same last.pt)
-- `train_summary.json`: per-fold best validation metrics, mean/std, MLflow ids
-- `plots/curves.csv` + `curves.png` (model fold; PNG shows all folds), `plots/fold-K/...`
+  trained with the FIRST seed (a fixed choice, not a pick on any score) + resolved params +
+  classes + input dims + normalisation stats (weights_only-loadable); registered in MLflow
+- `folds/fold-<key>.pt`: the same for every (fold, seed) run (the evaluate stage tests each)
+- `checkpoints/fold-<key>/last.pt`: resume state; `checkpoints/mlflow.json`: run ids to reopen
+  (train.executor ray: Ray Train's run `checkpoints/ray/fold-K`, `checkpoints/ray/seed-S/fold-K`
+  with several seeds, holding the same last.pt)
+- `train_summary.json`: `runs` (fold, seed, model file, best validation metrics, MLflow id of
+  every run), `folds` (the first seed's run of each fold), `val` mean/std over all runs
+- `plots/curves.csv` + `curves.png` (model run; PNG shows all runs), `plots/fold-<key>/...`
 """
 
 from __future__ import annotations
@@ -81,12 +88,25 @@ class FoldSetup:
 @dataclass
 class FoldOutcome:
     fold: int
+    seed: int
+    key: str  # "K" (one seed) or "K-seed-S"; names the run's files and MLflow run
     fit: FitResult
     val: dict[str, float]
     run_id: str
     model_file: Path
     example: dict[str, np.ndarray] = field(default_factory=dict)
     example_probs: np.ndarray | None = None
+
+
+def run_key(fold: int, seed: int, multi_seed: bool) -> str:
+    """`K` when each fold is trained with one seed (the historical names), else `K-seed-S`."""
+    return f"{fold}-seed-{seed}" if multi_seed else str(fold)
+
+
+def with_seed(params: Params, seed: int) -> Params:
+    """params of one (fold, seed) run: train.seed = seed, train.seeds = null."""
+    train = params.train.model_copy(update={"seed": int(seed), "seeds": None})
+    return params.model_copy(update={"train": train})
 
 
 def cache_dims(cache: FeatureCache) -> dict[str, int]:
@@ -174,6 +194,8 @@ def run(params: Params) -> dict[str, Any]:
         )
     if cfg.executor == "ray":
         ddp.check_scaling(cfg)
+    seeds = cfg.run_seeds()
+    multi = len(seeds) > 1
     out = Path(cfg.out)
     dataset = resolved.data.dataset
     fp = runs.data_fingerprint(cache.path)
@@ -203,10 +225,12 @@ def run(params: Params) -> dict[str, Any]:
         exp_id, "train", keep=[session.get("parent"), *session.get("folds", {}).values()]
     )
     log.info(
-        "training %s folds %s (model fold %d) on %s; MLflow %s, experiment %s",
+        "training %s folds %s x seeds %s (model: fold %d, seed %d) on %s; MLflow %s, experiment %s",
         cfg.model.name,
         folds,
+        seeds,
         model_fold,
+        seeds[0],
         f"{cfg.workers} Ray Train workers ({'GPU' if cfg.use_gpu else 'CPU'})"
         if cfg.executor == "ray"
         else resolve_device(cfg.device),
@@ -214,7 +238,7 @@ def run(params: Params) -> dict[str, Any]:
         runs.experiment_name(resolved.tracking, dataset),
     )
 
-    outcomes: dict[int, FoldOutcome] = {}
+    outcomes: dict[tuple[int, int], FoldOutcome] = {}
     with runs.start(
         exp_id, run_name=f"train-{cfg.model.name}", run_id=session.get("parent"), tags=tags
     ) as parent:
@@ -224,29 +248,31 @@ def run(params: Params) -> dict[str, Any]:
         runs.log_params(flat)
         runs.log_yaml(config_doc, "config/resolved_params.yaml")
         for fold in folds:
-            outcomes[fold] = _train_fold(
-                resolved,
-                cache,
-                fold,
-                exp_id,
-                parent_id,
-                tags,
-                flat,
-                config_doc,
-                session,
-                session_path,
-                keep_example=fold == model_fold,
-            )
-        per_fold = {k: o.val for k, o in outcomes.items()}
-        agg = aggregate_folds(list(per_fold.values()))
+            for seed in seeds:
+                outcomes[(fold, seed)] = _train_fold(
+                    with_seed(resolved, seed),
+                    cache,
+                    fold,
+                    exp_id,
+                    parent_id,
+                    tags,
+                    config_doc,
+                    session,
+                    session_path,
+                    key=run_key(fold, seed, multi),
+                    keep_example=(fold, seed) == (model_fold, seeds[0]),
+                )
+        agg = aggregate_folds([o.val for o in outcomes.values()])
         mlflow.log_metrics({f"{k}_mean": v["mean"] for k, v in agg.items()})
         mlflow.log_metrics({f"{k}_std": v["std"] for k, v in agg.items()})
-        chosen = outcomes[model_fold]
+        mlflow.log_metric("n_runs", len(outcomes))
+        chosen = outcomes[(model_fold, seeds[0])]
+        first = {f: outcomes[(f, seeds[0])] for f in folds}
         _copy_model(chosen.model_file, out / "model.pt")
         plot_dir = out / "plots"
         _write_curves(chosen.fit.history, plot_dir / "curves.csv")
         plots.curves_png(
-            {f"fold {k}": o.fit.history for k, o in outcomes.items()},
+            {f"fold {o.key}": o.fit.history for o in outcomes.values()},
             plot_dir / "curves.png",
             title=f"{dataset} {cfg.model.name}",
         )
@@ -258,20 +284,22 @@ def run(params: Params) -> dict[str, Any]:
             "leaky": cache.leaky,
             "n_folds": cache.n_folds,
             "folds_trained": folds,
+            "seeds": seeds,
             "model_fold": model_fold,
+            "model_seed": seeds[0],
             "model": cfg.model.name,
-            "folds": {
-                str(k): {
-                    **o.val,
-                    "run_id": o.run_id,
-                    "best_epoch": o.fit.best_epoch,
-                    "epochs_done": o.fit.epochs_done,
-                    "stopped_early": o.fit.stopped_early,
-                    "resumed_from_epoch": o.fit.start_epoch,
+            "runs": [
+                {
+                    "fold": o.fold,
+                    "seed": o.seed,
+                    "key": o.key,
+                    "path": o.model_file.relative_to(out).as_posix(),
+                    **_run_record(o),
                 }
-                for k, o in outcomes.items()
-            },
-            "val": agg,
+                for o in outcomes.values()
+            ],
+            "folds": {str(k): _run_record(o) for k, o in first.items()},  # first seed's runs
+            "val": agg,  # mean/std over all (fold, seed) runs
             "data": fp,
             "git_commit": commit,
             "applied_overrides": applied,
@@ -280,7 +308,8 @@ def run(params: Params) -> dict[str, Any]:
                 "experiment": runs.experiment_name(resolved.tracking, dataset),
                 "experiment_id": exp_id,
                 "parent_run_id": parent_id,
-                "fold_run_ids": {str(k): o.run_id for k, o in outcomes.items()},
+                "fold_run_ids": {str(k): o.run_id for k, o in first.items()},
+                "run_ids": {o.key: o.run_id for o in outcomes.values()},
             },
         }
         summary["mlflow"].update(
@@ -290,9 +319,20 @@ def run(params: Params) -> dict[str, Any]:
         mlflow.log_artifact(str(out / SUMMARY))
         write_json(session_path, {**session, "finished": True})
     log.info(
-        "val UAR %s", ", ".join(f"fold {k}: {o.val['val_uar']:.4f}" for k, o in outcomes.items())
+        "val UAR %s", ", ".join(f"fold {o.key}: {o.val['val_uar']:.4f}" for o in outcomes.values())
     )
     return summary
+
+
+def _run_record(o: FoldOutcome) -> dict[str, Any]:
+    return {
+        **o.val,
+        "run_id": o.run_id,
+        "best_epoch": o.fit.best_epoch,
+        "epochs_done": o.fit.epochs_done,
+        "stopped_early": o.fit.stopped_early,
+        "resumed_from_epoch": o.fit.start_epoch,
+    }
 
 
 def _train_fold(
@@ -302,29 +342,31 @@ def _train_fold(
     exp_id: str,
     parent_id: str,
     tags: dict[str, str],
-    flat: dict[str, Any],
     config_doc: dict[str, Any],
     session: dict[str, Any],
     session_path: Path,
     *,
+    key: str,
     keep_example: bool,
 ) -> FoldOutcome:
+    """One (fold, seed) run; `params` carries the run's seed (with_seed)."""
     cfg = params.train
+    seed = cfg.seed
     out = Path(cfg.out)
     setup = prepare_fold(params, cache, fold)
     device = resolve_device(cfg.device)
     fold_runs = session.setdefault("folds", {})
     with runs.start(
         exp_id,
-        run_name=f"fold-{fold}",
-        run_id=fold_runs.get(str(fold)),
+        run_name=f"fold-{key}",
+        run_id=fold_runs.get(key),
         parent_run_id=parent_id,
-        tags={**tags, "fold": str(fold)},
+        tags={**tags, "fold": str(fold), "seed": str(seed)},
     ) as child:
         run_id = child.info.run_id
-        fold_runs[str(fold)] = run_id
+        fold_runs[key] = run_id
         write_json(session_path, session)
-        runs.log_params({**flat, "fold": fold})
+        runs.log_params({**flatten(params), "fold": fold, "seed": seed})
         runs.log_yaml(config_doc, "config/resolved_params.yaml")
         t0 = time.perf_counter()
         if cfg.executor == "ray":  # the same fit, data-parallel; rank 0 logs the epochs
@@ -334,7 +376,7 @@ def _train_fold(
                 fold,
                 run_id=run_id,
                 tracking_uri=mlflow.get_tracking_uri(),
-                storage=out / "checkpoints" / "ray",
+                storage=out / "checkpoints" / "ray" / ("" if key == str(fold) else f"seed-{seed}"),
             )
         else:
             res = fit(
@@ -343,7 +385,7 @@ def _train_fold(
                 setup.val_loader,
                 cfg,
                 n_classes=len(setup.classes),
-                checkpoint_dir=out / "checkpoints" / f"fold-{fold}",
+                checkpoint_dir=out / "checkpoints" / f"fold-{key}",
                 on_epoch=lambda epoch, m: runs.log_epoch(m, epoch),
                 fingerprint=setup.fingerprint,
                 device=device,
@@ -373,20 +415,21 @@ def _train_fold(
                 "train_time_s": time.perf_counter() - t0,
             }
         )
-        fold_dir = out / "plots" / f"fold-{fold}"
+        fold_dir = out / "plots" / f"fold-{key}"
         plots.confusion_png(
             cm,
             setup.classes,
             fold_dir / "confusion_val.png",
-            title=f"fold {fold} validation (best epoch {res.best_epoch})",
+            title=f"fold {fold} seed {seed} validation (best epoch {res.best_epoch})",
         )
-        plots.curves_png({f"fold {fold}": res.history}, fold_dir / "curves.png")
+        plots.curves_png({f"fold {key}": res.history}, fold_dir / "curves.png")
         _write_curves(res.history, fold_dir / "curves.csv")
         write_csv(fold_dir / "per_class_val.csv", pd.DataFrame(class_report(cm, setup.classes)))
         mlflow.log_artifacts(str(fold_dir), "plots")
-        model_file = out / "folds" / f"fold-{fold}.pt"
+        model_file = out / "folds" / f"fold-{key}.pt"
         info = {
             "fold": fold,
+            "seed": seed,
             "best_epoch": res.best_epoch,
             **val,
             "stats": setup.stats,
@@ -406,7 +449,9 @@ def _train_fold(
             dims=setup.dims,
             info=info,
         )
-        outcome = FoldOutcome(fold=fold, fit=res, val=val, run_id=run_id, model_file=model_file)
+        outcome = FoldOutcome(
+            fold=fold, seed=seed, key=key, fit=res, val=val, run_id=run_id, model_file=model_file
+        )
         if keep_example:
             from aver.tracking.pyfunc import input_example
 
@@ -434,6 +479,7 @@ def _log_and_register(
     version_tags = {
         "val_uar": f"{val_uar:.6f}",
         "fold": chosen.fold,
+        "seed": chosen.seed,
         "dataset": dataset,
         "protocol": cache.protocol,
         "leaky": str(cache.leaky),
