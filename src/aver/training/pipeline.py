@@ -328,7 +328,9 @@ def _run_record(o: FoldOutcome) -> dict[str, Any]:
     return {
         **o.val,
         "run_id": o.run_id,
-        "best_epoch": o.fit.best_epoch,
+        "best_epoch": o.fit.best_epoch,  # the epoch whose weights were kept (train.select)
+        "select": o.fit.select,
+        "best_uar_epoch": o.fit.best_uar_epoch,
         "epochs_done": o.fit.epochs_done,
         "stopped_early": o.fit.stopped_early,
         "resumed_from_epoch": o.fit.start_epoch,
@@ -411,6 +413,7 @@ def _train_fold(
         mlflow.log_metrics(
             {
                 "best_epoch": res.best_epoch,
+                "best_uar_epoch": res.best_uar_epoch,
                 "epochs_done": res.epochs_done,
                 "train_time_s": time.perf_counter() - t0,
             }
@@ -420,7 +423,7 @@ def _train_fold(
             cm,
             setup.classes,
             fold_dir / "confusion_val.png",
-            title=f"fold {fold} seed {seed} validation (best epoch {res.best_epoch})",
+            title=f"fold {fold} seed {seed} validation ({res.select} epoch {res.best_epoch})",
         )
         plots.curves_png({f"fold {key}": res.history}, fold_dir / "curves.png")
         _write_curves(res.history, fold_dir / "curves.csv")
