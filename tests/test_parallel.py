@@ -103,3 +103,12 @@ def test_interrupted_pool_drops_queued_items(tmp_path):
     # Only the items already handed to the two workers ran (the pool queues one extra each).
     assert started <= 6, f"{started} of 20 items ran after the interrupt"
     assert elapsed < 4.0, f"the interrupt waited {elapsed:.1f} s for queued items"
+
+
+def test_default_node_ip_is_loopback_for_a_local_ray_and_one_on_loopback():
+    from aver.parallel import _default_node_ip
+
+    assert _default_node_ip(None) == "127.0.0.1"
+    assert _default_node_ip("127.0.0.1:6379") == "127.0.0.1"
+    assert _default_node_ip("ray://127.0.0.1:10001") == "127.0.0.1"
+    assert _default_node_ip("10.0.0.5:6379") is None  # a cluster: Ray finds this node's IP

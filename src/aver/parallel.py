@@ -78,7 +78,7 @@ def ray_init(*, num_cpus: int | None = None, runtime_env: dict | None = None) ->
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS") or None
-    node_ip = os.environ.get("AVER_RAY_NODE_IP") or (None if address else LOOPBACK_NODE_IP)
+    node_ip = os.environ.get("AVER_RAY_NODE_IP") or _default_node_ip(address)
     kwargs: dict = {"include_dashboard": False, "log_to_driver": True}
     if node_ip:
         kwargs["_node_ip_address"] = node_ip
@@ -86,11 +86,19 @@ def ray_init(*, num_cpus: int | None = None, runtime_env: dict | None = None) ->
         kwargs["num_cpus"] = num_cpus
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
-    local_loopback = not address and node_ip == LOOPBACK_NODE_IP
-    with _keep_loopback() if local_loopback else contextlib.nullcontext(), keep_sigterm_handler():
+    loopback = node_ip == LOOPBACK_NODE_IP
+    with _keep_loopback() if loopback else contextlib.nullcontext(), keep_sigterm_handler():
         # "local" starts a fresh instance: never join a cluster nobody asked for (a stale
         # /tmp/ray/ray_current_cluster would otherwise be tried).
         ray.init(address=address or "local", **kwargs)
+
+
+def _default_node_ip(address: str | None) -> str | None:
+    """127.0.0.1 for a local Ray and for joining one on 127.0.0.1 (same machine); else Ray's."""
+    if address is None:
+        return LOOPBACK_NODE_IP
+    host = address.split("://")[-1].rsplit(":", 1)[0]
+    return LOOPBACK_NODE_IP if host == LOOPBACK_NODE_IP else None
 
 
 @contextlib.contextmanager

@@ -128,8 +128,7 @@ def test_killed_ray_run_resumes_from_its_checkpoint(
         **os.environ,
         "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
-        "RAY_ADDRESS": local_ray,  # the drivers join this module's Ray
-        "AVER_RAY_NODE_IP": "127.0.0.2",
+        "RAY_ADDRESS": local_ray,  # the drivers join this module's Ray (on 127.0.0.1)
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     storage = out / "models" / "checkpoints" / "ray" / "fold-0"
