@@ -90,24 +90,14 @@ def sign_flip_p(d: np.ndarray, *, n_perm: int = 20000, seed: int = 0) -> float:
 def train_pair_member(params: Any, cache: Any, fold: int, seed: int) -> dict[str, float]:
     """Train one (fold, seed) with `params` as the train stage does; val and test metrics."""
     from aver.features.loader import make_loader
-    from aver.training.loop import fit, predict, resolve_device
+    from aver.training.loop import fit_fold, predict, resolve_device
     from aver.training.metrics import classification_metrics
-    from aver.training.pipeline import prepare_fold, with_seed
+    from aver.training.pipeline import with_seed
 
     params = with_seed(params, seed)
     cfg = params.train
     device = resolve_device(cfg.device)
-    setup = prepare_fold(params, cache, fold)
-    res = fit(
-        setup.model,
-        setup.train_loader,
-        setup.val_loader,
-        cfg,
-        n_classes=len(setup.classes),
-        fingerprint=setup.fingerprint,
-        device=device,
-        progress=False,
-    )
+    setup, res = fit_fold(params, cache, fold, device=device)
     setup.model.load_state_dict(res.best_state)
     out: dict[str, float] = {"best_epoch": float(res.best_epoch)}
     test = make_loader(cache, fold, "test", cfg.batch_size, train=False)

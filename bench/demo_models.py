@@ -31,9 +31,8 @@ def run_model(
     from aver.config import load_params, with_overrides
     from aver.features.cache import FeatureCache
     from aver.features.loader import make_loader
-    from aver.training.loop import fit, predict
+    from aver.training.loop import fit_fold, predict
     from aver.training.metrics import accuracy, confusion_matrix, uar
-    from aver.training.pipeline import prepare_fold
 
     torch.set_num_threads(threads)
     params = with_overrides(load_params(params_path), {**overrides, "train.model.name": name})
@@ -41,16 +40,7 @@ def run_model(
     rows = []
     for fold in range(cache.n_folds):
         start = time.perf_counter()
-        setup = prepare_fold(params, cache, fold)
-        result = fit(
-            setup.model,
-            setup.train_loader,
-            setup.val_loader,
-            params.train,
-            n_classes=len(setup.classes),
-            fingerprint=setup.fingerprint,
-            progress=False,
-        )
+        setup, result = fit_fold(params, cache, fold)
         setup.model.load_state_dict(result.best_state)
         test = make_loader(cache, fold, "test", params.train.batch_size, train=False)
         pred = predict(setup.model, test)

@@ -29,7 +29,7 @@ def venv_env() -> dict[str, str]:
     """Env with this interpreter's bin dir first on PATH and this checkout's src importable."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    # Subprocesses import this checkout's aver (the cached venv may point at another clone).
+    # Subprocesses import this checkout's aver, also when run by another clone's interpreter.
     env["PYTHONPATH"] = str(REPO / "src")
     return env
 

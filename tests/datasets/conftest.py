@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,15 @@ def touch(root: Path, *names: str, data: bytes = b"") -> list[Path]:
         path.write_bytes(data)
         out.append(path)
     return out
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip archive (in memory) of name -> bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +18,7 @@ from aver.datasets.ravdess import (
     record_files,
 )
 from aver.errors import DataError, DownloadError
-from tests.datasets.conftest import make_params, touch
+from tests.datasets.conftest import make_params, touch, zip_bytes
 
 FAST = {"retries": 0, "backoff_s": 0.0, "timeout_s": 5.0}
 
@@ -138,14 +136,6 @@ def test_samples_without_clips_raise(tmp_path):
         RavdessDataset().samples(tmp_path, make_params())
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def _legacy_entry(srv, name: str, data: bytes) -> dict:
     """Zenodo's legacy API: links.self is the download."""
     url = srv.add(f"/api/files/bucket/{name}", data)
@@ -172,7 +162,7 @@ def _rdm_entry(srv, name: str, data: bytes) -> dict:
 
 def _archives(actors: list[int]) -> dict[str, bytes]:
     return {
-        archive_name(a): _zip(
+        archive_name(a): zip_bytes(
             {
                 f"Actor_{a:02d}/01-01-03-01-01-01-{a:02d}.mp4": b"av" * (50 + a),
                 f"Actor_{a:02d}/02-01-03-01-01-01-{a:02d}.mp4": b"video-only",

@@ -8,8 +8,6 @@ verified by the record's md5. Both must index exactly the labels and speakers of
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +16,7 @@ import pytest
 from aver.datasets.download import run
 from aver.datasets.ravdess import archive_name
 from aver.errors import AverError
-from tests.datasets.conftest import make_params
+from tests.datasets.conftest import make_params, zip_bytes
 from tests.support.real_clips import REAL_CLIPS, real_clips
 
 FAST = {"retries": 0, "backoff_s": 0.0, "timeout_s": 10.0, "workers": 2}
@@ -80,14 +78,6 @@ def test_cremad_download_refuses_a_clip_whose_bytes_differ_from_the_manifest(fil
     assert not (root / "cremad" / "VideoFlash" / Path(clips["path"][0]).name).exists()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def test_ravdess_download_from_a_zenodo_record_of_real_clips(file_server, tmp_path):
     clips = real_clips("ravdess").sort_values("clip_id").reset_index(drop=True)
     actors = sorted({int(s) for s in clips["speaker"]})
@@ -95,7 +85,7 @@ def test_ravdess_download_from_a_zenodo_record_of_real_clips(file_server, tmp_pa
     for actor in actors:
         mine = clips[clips["speaker"].astype(int) == actor]
         members = {f"Actor_{actor:02d}/{Path(c.path).name}": c.file for c in mine.itertuples()}
-        data = _zip({name: Path(file).read_bytes() for name, file in members.items()})
+        data = zip_bytes({name: Path(file).read_bytes() for name, file in members.items()})
         name = archive_name(actor)
         url = file_server.add(f"/api/records/1188976/files/{name}/content", data)
         entries.append(

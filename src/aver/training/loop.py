@@ -490,6 +490,28 @@ def _load_resume(ckpt_dir: Path | None, fp: str) -> dict[str, Any] | None:
     return state
 
 
+def fit_fold(
+    params: Any, cache: Any, fold: int, *, num_workers: int = 0, **fit_kwargs: Any
+) -> tuple[Any, FitResult]:
+    """`fit` on one fold of the cache, set up as the train stage does: (FoldSetup, result).
+
+    For in-process callers (tune trials, benchmarks); `fit_kwargs` go to `fit`.
+    """
+    from aver.training.pipeline import prepare_fold
+
+    setup = prepare_fold(params, cache, fold, num_workers=num_workers)
+    result = fit(
+        setup.model,
+        setup.train_loader,
+        setup.val_loader,
+        params.train,
+        n_classes=len(setup.classes),
+        fingerprint=setup.fingerprint,
+        **{"progress": False, **fit_kwargs},
+    )
+    return setup, result
+
+
 def fit_for_tuning(
     params: Any,
     cache: str | Path,
@@ -500,17 +522,11 @@ def fit_for_tuning(
     checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
     """The same `fit` on one fold of the cache, for a Ray Tune trial (reports via on_epoch)."""
-    from aver.training.pipeline import prepare_fold
-
-    setup = prepare_fold(params, cache, fold, num_workers=num_workers)
-    return fit(
-        setup.model,
-        setup.train_loader,
-        setup.val_loader,
-        params.train,
-        n_classes=len(setup.classes),
+    return fit_fold(
+        params,
+        cache,
+        fold,
+        num_workers=num_workers,
         checkpoint_dir=checkpoint_dir,
         on_epoch=on_epoch,
-        fingerprint=setup.fingerprint,
-        progress=False,
-    )
+    )[1]
