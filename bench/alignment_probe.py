@@ -12,9 +12,10 @@ tokens across modalities at the same instant.
 The MSAN core (aver.models.MSANCore; the tokens go straight into its linear projections) is
 trained with position none / index_rope / tarope, with and without CTM, on identical data, budget
 and initial seed per seed. Prints a markdown table of test accuracy (mean and std over seeds).
-The probe's rope_base is 100 (with d_head = 8, base 10000 leaves only one pair of features that
-turns fast enough over a 1 s clip; TaRoPE did not learn an earlier version of the task within
-1600 steps then).
+Everything else is ModelConfig's defaults (d_model, heads, layers, dropout, rope_base, tau_s,
+ctm_delta_s, ctm_temperature, ctm_dim): the probe tests the settings users get. `--small` uses
+the earlier probe width (d_model 32, dropout 0, ctm_dim 16), still with the default rope_base,
+tau_s and CTM settings.
 """
 
 from __future__ import annotations
@@ -80,22 +81,22 @@ def _forward(model: MSANCore, data: dict, idx: torch.Tensor):
     return model(a, am, data["at"][idx], v, vm, data["vt"][idx])
 
 
-def run_one(job: tuple[str, float, int, int, int, int, float]) -> dict:
+SMALL = {"d_model": 32, "heads": 4, "layers": 2, "dropout": 0.0, "ctm_dim": 16}
+
+
+def probe_config(position: str, ctm_weight: float, small: bool = False) -> ModelConfig:
+    """msan with this position and CTM weight; the rest ModelConfig's defaults (or SMALL)."""
+    return ModelConfig(
+        name="msan", position=position, ctm_weight=ctm_weight, **(SMALL if small else {})
+    )
+
+
+def run_one(job: tuple[str, float, int, int, int, int, bool]) -> dict:
     """Train one configuration on one seed's data; returns its test accuracy."""
-    position, ctm_weight, seed, steps, n_train, n_test, rope_base = job
+    position, ctm_weight, seed, steps, n_train, n_test, small = job
     torch.set_num_threads(1)
     train, test = make_data(n_train, 1000 + seed), make_data(n_test, 2000 + seed)
-    cfg = ModelConfig(
-        name="msan",
-        position=position,
-        ctm_weight=ctm_weight,
-        d_model=32,
-        heads=4,
-        layers=2,
-        dropout=0.0,
-        ctm_dim=16,
-        rope_base=rope_base,
-    )
+    cfg = probe_config(position, ctm_weight, small)
     torch.manual_seed(seed)
     model = MSANCore(FEAT, FEAT, 2, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-2)
@@ -134,14 +135,14 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=4096, help="training clips")
     ap.add_argument("--test", type=int, default=1024, help="test clips")
     ap.add_argument("--ctm-weight", type=float, default=0.1)
-    ap.add_argument("--rope-base", type=float, default=100.0, help="for index_rope and tarope")
+    ap.add_argument("--small", action="store_true", help="d_model 32, dropout 0, ctm_dim 16")
     ap.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
     ap.add_argument("--quick", action="store_true", help="1 seed, 100 steps (smoke run)")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.steps = 1, 100
     jobs = [
-        (p, w, s, args.steps, args.train, args.test, args.rope_base)
+        (p, w, s, args.steps, args.train, args.test, args.small)
         for s in range(args.seeds)
         for p in POSITIONS
         for w in (0.0, args.ctm_weight)
@@ -150,10 +151,13 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="probe runs"))
     total = time.perf_counter() - start
+    cfg = probe_config("tarope", args.ctm_weight, args.small)
     print(
         f"\nAlignment probe: {args.seeds} seeds x {args.steps} steps (batch {BATCH}, AdamW {LR:g}, "
         "x0.3 for the last 20%; "
-        f"rope_base {args.rope_base:g}, tau 40 ms, d_model 32, 4 heads, 2 layers), "
+        f"rope_base {cfg.rope_base:g}, tau_s {cfg.tau_s:g}, ctm_delta_s {cfg.ctm_delta_s:g}, "
+        f"ctm_temperature {cfg.ctm_temperature:g}, d_model {cfg.d_model}, {cfg.heads} heads, "
+        f"{cfg.layers} layers, dropout {cfg.dropout:g}), "
         f"{args.train} train / {args.test} test clips, chance 50%; "
         f"{total:.0f} s wall on {args.workers} worker(s)\n"
     )

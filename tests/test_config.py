@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import yaml
 
@@ -122,3 +124,42 @@ def test_model_shapes_that_cannot_be_built_are_refused(raw, words):
 def test_buildable_shapes_pass():
     parse_params({"train": {"model": {"name": "avtca", "variant": "it1", "d_model": 66}}})
     parse_params({"train": {"model": {"d_model": 12, "heads": 4, "position": "none"}}})
+
+
+def test_default_ctm_and_tarope_geometry():
+    """Every audio token has a video positive and the slowest TaRoPE pair turns ~1 rad."""
+    from aver import geometry
+
+    p = Params()
+    m, c = p.train.model, p.cache
+    assert (m.rope_base, m.tau_s, m.ctm_delta_s) == (100.0, 0.04, 0.1)
+    assert m.ctm_delta_s >= geometry.min_ctm_delta(c.video_fps)
+    turn = geometry.lowest_rope_rotation(
+        c.window_s, tau_s=m.tau_s, base=m.rope_base, d_head=m.d_model // m.heads
+    )
+    assert 0.5 < turn < math.pi
+
+
+def test_ctm_delta_without_positives_warns_once(caplog):
+    caplog.set_level("WARNING", logger="aver.config")
+    raw = {"cache": {"video_fps": 4.0}, "train": {"model": {"ctm_delta_s": 0.05}}}
+    parse_params(raw)
+    parse_params(raw)
+    hits = [r for r in caplog.records if "ctm_delta_s=0.05" in r.getMessage()]
+    assert len(hits) == 1
+    assert "about 40% of the audio tokens" in hits[0].getMessage()
+    assert "ctm_delta_s >= 0.125" in hits[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"ctm_delta_s": 0.1},
+        {"ctm_delta_s": 0.03, "ctm_weight": 0.0},
+        {"ctm_delta_s": 0.03, "name": "avtca"},
+    ],
+)
+def test_ctm_delta_warning_only_when_it_matters(caplog, model):
+    caplog.set_level("WARNING", logger="aver.config")
+    parse_params({"cache": {"video_fps": 5.0}, "train": {"model": model}})
+    assert not [r for r in caplog.records if "ctm_delta_s" in r.getMessage()]

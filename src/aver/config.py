@@ -8,6 +8,7 @@ anywhere, and model shapes that cannot be built (e.g. `train.model.heads` not di
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from aver import geometry
 from aver.errors import ConfigError
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # warnings already logged by this process (params validate often)
 
 DATASETS = ("demo", "ravdess", "cremad", "mosei", "folder")
 
@@ -235,10 +240,25 @@ class ModelConfig(Section):
     variant: Literal["it1", "it4", "ct1", "ct4", "full"] = "full"
     position: Literal["none", "index_rope", "tarope"] = "tarope"
     ctm_weight: float = Field(0.1, ge=0)
-    ctm_delta_s: float = Field(0.04, gt=0)
+    ctm_delta_s: float = Field(
+        0.1,
+        gt=0,
+        description="CTM: video tokens within this many seconds of an audio token are its "
+        "positives; every audio token has one when >= 0.5 / cache.video_fps (aver.geometry)",
+    )
     ctm_temperature: float = Field(0.1, gt=0)
-    tau_s: float = Field(0.04, gt=0, description="TaRoPE time unit")
-    rope_base: float = Field(10000.0, gt=1)
+    tau_s: float = Field(
+        0.04,
+        gt=0,
+        description="TaRoPE time unit: the fastest feature pair turns 1 rad per tau_s "
+        "(1 rad per 40 ms audio token; aver.geometry)",
+    )
+    rope_base: float = Field(
+        100.0,
+        gt=1,
+        description="rotary base: the slowest TaRoPE pair turns window_s / tau_s * "
+        "base^(-(d_head-2)/d_head) rad over the window, 0.89 at the defaults (aver.geometry)",
+    )
     d_model: int = Field(64, ge=8)
     heads: int = Field(4, ge=1, description="msan/baselines; avtca takes heads from variant")
     layers: int = Field(2, ge=1, description="transformer blocks (avtca: IT blocks)")
@@ -427,6 +447,29 @@ class Params(Section):
                 f"{model.video_patches} (needs at least 2 x stride x patches = {need}); lower "
                 "those or raise cache.face_size"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _ctm_positives(self) -> Params:
+        """msan with CTM: warn (once per process) when ctm_delta_s < 0.5 / cache.video_fps.
+
+        Audio tokens then exist with no video token within ctm_delta_s, and they get no CTM
+        signal. A warning, not an error: the model trains and CTM still works on the tokens that
+        have a positive (a narrower delta can be deliberate); the message names the fix."""
+        model, cache = self.train.model, self.cache
+        need = geometry.min_ctm_delta(cache.video_fps)
+        if model.name != "msan" or model.ctm_weight <= 0 or model.ctm_delta_s >= need - 1e-9:
+            return self
+        share = geometry.expected_positive_fraction(model.ctm_delta_s, cache.video_fps)
+        msg = (
+            f"train.model.ctm_delta_s={model.ctm_delta_s:g} gives only about {100 * share:.0f}% "
+            f"of the audio tokens a video token that close at cache.video_fps="
+            f"{cache.video_fps:g} (the rest get no CTM signal); set train.model.ctm_delta_s >= "
+            f"{need:g} (0.5 / cache.video_fps) to give every audio token one"
+        )
+        if msg not in _warned:
+            _warned.add(msg)
+            log.warning(msg)
         return self
 
 
