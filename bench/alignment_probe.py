@@ -149,7 +149,10 @@ def main() -> None:
     ]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
-        results = list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="probe runs"))
+        results = []
+        for r in tqdm(pool.map(run_one, jobs), total=len(jobs), desc="probe runs"):
+            results.append(r)  # one line per run as it finishes (partial runs stay readable)
+            tqdm.write(f"{r['position']} ctm {r['ctm']:g} seed {r['seed']}: {100 * r['acc']:.1f}%")
     total = time.perf_counter() - start
     cfg = probe_config("tarope", args.ctm_weight, args.small)
     print(

@@ -1,14 +1,15 @@
 """Every model on every fold and seed of a feature cache; choices on validation, test reported.
 
     python bench/demo_models.py --cache data/features [--models avtca msan ...] [--seeds 0 1]
-        [--jobs 2] [--threads 1] [--json reports/demo_models.json] [--merge a.json b.json]
+        [--jobs 2] [--threads 1] [--json reports/demo_models.json [--resume]] [--merge a.json ...]
         [--default msan] [-S train.epochs=60 ...]
 
 Uses the train stage's own code (prepare_fold -> fit with early stopping on validation UAR ->
 the weights train.select keeps -> validation and test splits) with params.yaml plus the -S
 overrides, without MLflow or DVC, so every model gets identical data, folds, seeds and budget.
 Each (model, fold, seed) run is one job; `--jobs` processes run them, each on `--threads` torch
-threads. `--merge` prints the tables of earlier `--json` files (e.g. models run separately).
+threads; runs go seed-major (every model's first seed first). `--resume` skips the runs
+already in the `--json` file. `--merge` prints the tables of earlier `--json` files.
 
 Decisions use validation only: the models are ranked by mean validation UAR over folds x seeds,
 and the default (`--default`) is compared with the best other model by validation UAR, paired
@@ -179,6 +180,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", default=None, help="write every run's row here")
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in --json")
     ap.add_argument("--merge", nargs="+", default=None, help="tables of these --json files")
     ap.add_argument("--default", default="msan", help="the model compared with the best other")
     ap.add_argument("-S", dest="sets", action="append", default=[], help="key=value override")
@@ -198,13 +200,18 @@ def main() -> None:
     seeds = args.seeds or base.train.run_seeds()
     cache, params = str(Path(args.cache).resolve()), str(Path(args.params).resolve())
     n_folds = FeatureCache(cache).n_folds
-    jobs = [(m, f, s) for m in args.models for s in seeds for f in range(n_folds)]
+    rows: list[dict[str, Any]] = []
+    if args.resume and args.json and Path(args.json).exists():
+        rows = json.loads(Path(args.json).read_text())["rows"]  # runs already done: kept
+    done = {(r["model"], r["fold"], r["seed"]) for r in rows}
+    # seed-major: every model's first seed before any second seed (partial runs stay comparable)
+    jobs = [(m, f, s) for s in seeds for m in args.models for f in range(n_folds)]
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [
             pool.submit(run_one, m, f, s, cache, params, overrides, args.threads)
             for m, f, s in jobs
+            if (m, f, s) not in done
         ]
-        rows = []
         for fut in as_completed(futures):
             rows.append(fut.result())
             if args.json:  # keep what finished if a later run fails or is stopped
