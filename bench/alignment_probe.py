@@ -1,6 +1,7 @@
 """Alignment probe: can MSAN relate audio and video tokens that occur at the same instant?
 
-    python bench/alignment_probe.py [--seeds 3] [--steps 800] [--workers 2] [--quick]
+    python bench/alignment_probe.py [--seeds 3] [--steps 800] [--workers 2] [--small]
+        [--positions none index_rope tarope] [--quick]
 
 A synthetic tensor-level task. Each clip is 1 s of noise tokens: audio at 100 tokens/s, video at
 25 tokens/s (8 features each, N(0, 1)). An event (a fixed direction per modality, amplitude 4)
@@ -137,6 +138,7 @@ def main() -> None:
     ap.add_argument("--ctm-weight", type=float, default=0.1)
     ap.add_argument("--small", action="store_true", help="d_model 32, dropout 0, ctm_dim 16")
     ap.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
+    ap.add_argument("--positions", nargs="+", choices=POSITIONS, default=list(POSITIONS))
     ap.add_argument("--quick", action="store_true", help="1 seed, 100 steps (smoke run)")
     args = ap.parse_args()
     if args.quick:
@@ -144,7 +146,7 @@ def main() -> None:
     jobs = [
         (p, w, s, args.steps, args.train, args.test, args.small)
         for s in range(args.seeds)
-        for p in POSITIONS
+        for p in args.positions
         for w in (0.0, args.ctm_weight)
     ]
     start = time.perf_counter()
@@ -166,7 +168,7 @@ def main() -> None:
     )
     print("| position | CTM weight | test accuracy mean | std | per seed | s/run |")
     print("|---|---:|---:|---:|---|---:|")
-    for p in POSITIONS:
+    for p in args.positions:
         for w in (0.0, args.ctm_weight):
             mine = [r for r in results if r["position"] == p and r["ctm"] == w]
             accs = [r["acc"] for r in mine]
