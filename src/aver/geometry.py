@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 AUDIO_TOKEN_FRAMES = 4  # AudioConvEncoder: two max-pools of 2 -> one token per 4 feature frames
-TIME_EPS_S = 1e-6  # the CTM loss's tolerance on |t - s| <= delta (aver.models.losses)
+TIME_EPS_S = 1e-6  # tolerance on |t - s| <= delta for float timestamps (the CTM loss's too)
 
 
 def rope_rotation(span_s: float, *, tau_s: float, base: float, d_head: int, pair: int) -> float:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_EPS_S = 1e-6  # tolerance on |t - s| <= delta for float timestamps
+from aver.geometry import TIME_EPS_S as _EPS_S  # tolerance on |t - s| <= delta (float times)
 
 
 class CTMHead(nn.Module):
