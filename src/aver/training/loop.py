@@ -15,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,17 +32,16 @@ from tqdm.auto import tqdm
 
 from aver.config import TrainConfig
 from aver.errors import AverError
-from aver.training import checkpoints
+from aver.training.callbacks import EpochCallback, default_callbacks, run_callbacks
 from aver.training.metrics import classification_metrics
 from aver.training.optim import Schedule, build_optimizer
+from aver.training.state import FitResult, TrainState
 
 if TYPE_CHECKING:
     from aver.training.ddp import DataParallel
 
 log = logging.getLogger(__name__)
 
-# on_epoch(epoch (1-based), metrics) -> True to stop training after this epoch.
-EpochCallback = Callable[[int, dict[str, float]], bool | None]
 LAST = "last.pt"
 # Config fields that do not change what is learned (a checkpoint stays valid across them).
 _NOT_FINGERPRINTED = {
@@ -65,22 +63,6 @@ _NOT_FINGERPRINTED = {
 
 class TrainingError(AverError):
     """Training cannot continue (diverged loss, empty loader)."""
-
-
-@dataclass
-class FitResult:
-    history: list[dict[str, float]]
-    # 1-based epoch whose weights are kept (best_state): with select "best" the epoch with the
-    # best val UAR (0: none finite), with select "last" the final epoch trained
-    best_epoch: int
-    best: dict[str, float]  # that epoch's metrics
-    best_state: dict[str, torch.Tensor]  # the kept weights
-    start_epoch: int  # epochs already done when this call began (0 = fresh start)
-    epochs_done: int
-    stopped_early: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-    select: str = "best"  # cfg.select: which epoch's weights best_epoch/best_state are
-    best_uar_epoch: int = 0  # 1-based epoch with the best val UAR, whatever was kept
 
 
 @dataclass
@@ -242,150 +224,124 @@ def fit(
     the same there).
     """
     device = torch.device(device) if device is not None else resolve_device(cfg.device)
-    use_amp = cfg.amp and device.type == "cuda"
-    if cfg.amp and not use_amp:
-        log.info("train.amp ignored: mixed precision is used only on CUDA (device: %s)", device)
-    model.to(device)
+    step = _EpochRunner.build(
+        model, train_loader, val_loader, cfg, n_classes, device, progress, parallel
+    )
+    optimizer = build_optimizer(model, cfg)
+    state = TrainState(
+        model=model,
+        optimizer=optimizer,
+        schedule=Schedule(optimizer, cfg, _num_batches(train_loader)),
+        scaler=step.scaler(),
+        fingerprint=config_fingerprint(cfg, fingerprint),
+        total_epochs=cfg.epochs,
+        extra=dict(extra or {}),
+    )
+    last = Path(checkpoint_dir) / LAST if checkpoint_dir is not None else None
+    if last is not None and state.load(last):
+        log.info("resuming from %s at epoch %d/%d", last, state.epoch, cfg.epochs)
     main = parallel is None or parallel.is_main
-    fmodel: nn.Module = model if parallel is None else parallel.wrap(model)
-    if cfg.compile:
-        if device.type == "cuda":
+    callbacks = default_callbacks(cfg.early_stop_patience, last if main else None, on_epoch)
+    bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="epochs", disable=not progress)
+    try:
+        while state.epoch < cfg.epochs and not state.stopped:
+            metrics = step(state)
+            state.end_epoch(metrics)
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{metrics['train_loss']:.3f}", val_uar=f"{metrics['val_uar']:.3f}"
+            )
+            run_callbacks(callbacks, state, metrics)
+    finally:
+        bar.close()
+    return state.result(cfg.select)
+
+
+@dataclass
+class _EpochRunner:
+    """One epoch of training then validation, on one device (or as one DDP rank)."""
+
+    model: nn.Module  # the unwrapped model (validated under DDP, whose forward would wait)
+    fmodel: nn.Module  # what trains: the model, DDP-wrapped and/or compiled
+    train_loader: Any
+    val_loader: Any
+    cfg: TrainConfig
+    n_classes: int
+    device: torch.device
+    use_amp: bool
+    progress: bool
+    parallel: DataParallel | None
+    _scaler: Any = None
+
+    @classmethod
+    def build(
+        cls,
+        model: nn.Module,
+        train_loader: Any,
+        val_loader: Any,
+        cfg: TrainConfig,
+        n_classes: int,
+        device: torch.device,
+        progress: bool,
+        parallel: DataParallel | None,
+    ) -> _EpochRunner:
+        use_amp = cfg.amp and device.type == "cuda"
+        if cfg.amp and not use_amp:
+            log.info("train.amp ignored: mixed precision is used only on CUDA (device: %s)", device)
+        model.to(device)
+        fmodel: nn.Module = model if parallel is None else parallel.wrap(model)
+        if cfg.compile and device.type == "cuda":
             fmodel = torch.compile(fmodel)  # type: ignore[assignment]
-        else:
+        elif cfg.compile:
             log.info(
                 "train.compile ignored: torch.compile is used only on CUDA (device: %s)", device
             )
-    steps = _num_batches(train_loader)
-    optimizer = build_optimizer(model, cfg)
-    schedule = Schedule(optimizer, cfg, steps)
-    scaler_on = use_amp and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=scaler_on) if use_amp else None
-    fp = config_fingerprint(cfg, fingerprint)
-
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    state = _load_resume(ckpt_dir, fp)
-    history: list[dict[str, float]] = []
-    best_uar, best_epoch, bad_epochs, start, stopped = -math.inf, 0, 0, 0, False
-    best_state: dict[str, torch.Tensor] | None = None
-    extra = dict(extra or {})
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        checkpoints.set_rng_state(state["rng"])
-        history = list(state["history"])
-        best_uar, best_epoch = float(state["best_metric"]), int(state["best_epoch"])
-        bad_epochs, start = int(state["bad_epochs"]), int(state["epoch"])
-        stopped = bool(state["stopped_early"])
-        extra = {**extra, **state.get("extra", {})}
-        best_state = state.get("best_model") or None
-        log.info("resuming from %s at epoch %d/%d", ckpt_dir / LAST, start, cfg.epochs)
-
-    epoch = start
-    bar = tqdm(total=cfg.epochs, initial=start, desc="epochs", disable=not progress)
-    try:
-        while epoch < cfg.epochs and not stopped:
-            t0 = time.perf_counter()
-            set_loader_epoch(train_loader, cfg.seed, epoch)
-            train_stats = _train_epoch(
-                fmodel,
-                train_loader,
-                optimizer,
-                schedule,
-                scaler,
-                cfg,
-                epoch,
-                device,
-                use_amp,
-                n_classes,
-                progress,
-                parallel,
-            )
-            # DDP: rank 0 validates the unwrapped model (a DDP forward would wait for the others)
-            val_stats = (
-                _validate(fmodel if parallel is None else model, val_loader, cfg, device, n_classes)
-                if main
-                else {}
-            )
-            if parallel is not None:
-                val_stats = parallel.broadcast(val_stats)
-            uar = val_stats["val_uar"]
-            epoch += 1
-            metrics = {**train_stats, **val_stats, "epoch_time_s": time.perf_counter() - t0}
-            history.append({"epoch": float(epoch), **metrics})
-            schedule.end_epoch(epoch - 1, uar)
-            if uar > best_uar + 1e-12:
-                best_uar, best_epoch, bad_epochs = uar, epoch, 0
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-            patience = cfg.early_stop_patience
-            if patience is not None and bad_epochs >= patience and epoch < cfg.epochs:
-                stopped = True
-                log.info(
-                    "early stop at epoch %d: val UAR has not improved for %d epochs "
-                    "(best %.4f at epoch %d)",
-                    epoch,
-                    bad_epochs,
-                    best_uar,
-                    best_epoch,
-                )
-            if ckpt_dir is not None and main:
-                checkpoints.save(
-                    ckpt_dir / LAST,
-                    {
-                        "format": checkpoints.CHECKPOINT_FORMAT,
-                        "fingerprint": fp,
-                        "epoch": epoch,
-                        "total_epochs": cfg.epochs,
-                        "model": model.state_dict(),
-                        "best_model": best_state or {},
-                        "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(),
-                        "scaler": scaler.state_dict() if scaler is not None else None,
-                        "rng": checkpoints.rng_state(),
-                        "best_metric": float(best_uar),
-                        "best_epoch": best_epoch,
-                        "bad_epochs": bad_epochs,
-                        "history": history,
-                        "stopped_early": stopped,
-                        "extra": extra,
-                    },
-                )
-            bar.update(1)
-            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_uar=f"{uar:.3f}")
-            if on_epoch is not None and on_epoch(epoch, dict(metrics)) is True:
-                log.info("stopped by the on_epoch callback after epoch %d", epoch)
-                stopped = True
-    finally:
-        bar.close()
-
-    best_uar_epoch, kept_epoch = best_epoch, best_epoch
-    if cfg.select == "last" or best_state is None:  # (no finite val UAR: the final weights)
-        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        kept_epoch = epoch if cfg.select == "last" else best_epoch
-    kept = next((h for h in history if int(h["epoch"]) == kept_epoch), {})
-    if cfg.select == "last":
-        log.info(
-            "keeping the last epoch's weights (epoch %d; best val UAR %.4f was at epoch %d)",
-            kept_epoch,
-            best_uar,
-            best_uar_epoch,
+        return cls(
+            model,
+            fmodel,
+            train_loader,
+            val_loader,
+            cfg,
+            n_classes,
+            device,
+            use_amp,
+            progress,
+            parallel,
         )
-    return FitResult(
-        history=history,
-        best_epoch=kept_epoch,
-        best=dict(kept),
-        best_state=best_state,
-        start_epoch=start,
-        epochs_done=epoch,
-        stopped_early=stopped,
-        extra=extra,
-        select=cfg.select,
-        best_uar_epoch=best_uar_epoch,
-    )
+
+    def scaler(self) -> Any:
+        """The AMP grad scaler (float16 autocast only), made once; None off CUDA."""
+        if self._scaler is None and self.use_amp:
+            enabled = not torch.cuda.is_bf16_supported()
+            self._scaler = torch.amp.GradScaler("cuda", enabled=enabled)
+        return self._scaler
+
+    def __call__(self, state: TrainState) -> dict[str, float]:
+        """Train epoch `state.epoch` (0-based), validate; the epoch's metrics."""
+        t0 = time.perf_counter()
+        set_loader_epoch(self.train_loader, self.cfg.seed, state.epoch)
+        train_stats = _train_epoch(
+            self.fmodel,
+            self.train_loader,
+            state.optimizer,
+            state.schedule,
+            state.scaler,
+            self.cfg,
+            state.epoch,
+            self.device,
+            self.use_amp,
+            self.n_classes,
+            self.progress,
+            self.parallel,
+        )
+        main = self.parallel is None or self.parallel.is_main
+        net = self.fmodel if self.parallel is None else self.model
+        val_stats = (
+            _validate(net, self.val_loader, self.cfg, self.device, self.n_classes) if main else {}
+        )
+        if self.parallel is not None:
+            val_stats = self.parallel.broadcast(val_stats)
+        return {**train_stats, **val_stats, "epoch_time_s": time.perf_counter() - t0}
 
 
 def _validate(
@@ -476,57 +432,3 @@ def _num_batches(loader: Any) -> int:
         return max(1, len(loader))
     except TypeError:
         return 1
-
-
-def _load_resume(ckpt_dir: Path | None, fp: str) -> dict[str, Any] | None:
-    if ckpt_dir is None or not (ckpt_dir / LAST).exists():
-        return None
-    state = checkpoints.load(ckpt_dir / LAST)
-    if state.get("format") != checkpoints.CHECKPOINT_FORMAT or state.get("fingerprint") != fp:
-        log.info(
-            "ignoring %s: written under a different configuration; starting fresh", ckpt_dir / LAST
-        )
-        return None
-    return state
-
-
-def fit_fold(
-    params: Any, cache: Any, fold: int, *, num_workers: int = 0, **fit_kwargs: Any
-) -> tuple[Any, FitResult]:
-    """`fit` on one fold of the cache, set up as the train stage does: (FoldSetup, result).
-
-    For in-process callers (tune trials, benchmarks); `fit_kwargs` go to `fit`.
-    """
-    from aver.training.pipeline import prepare_fold
-
-    setup = prepare_fold(params, cache, fold, num_workers=num_workers)
-    result = fit(
-        setup.model,
-        setup.train_loader,
-        setup.val_loader,
-        params.train,
-        n_classes=len(setup.classes),
-        fingerprint=setup.fingerprint,
-        **{"progress": False, **fit_kwargs},
-    )
-    return setup, result
-
-
-def fit_for_tuning(
-    params: Any,
-    cache: str | Path,
-    *,
-    fold: int,
-    on_epoch: EpochCallback | None = None,
-    num_workers: int = 0,
-    checkpoint_dir: str | Path | None = None,
-) -> FitResult:
-    """The same `fit` on one fold of the cache, for a Ray Tune trial (reports via on_epoch)."""
-    return fit_fold(
-        params,
-        cache,
-        fold,
-        num_workers=num_workers,
-        checkpoint_dir=checkpoint_dir,
-        on_epoch=on_epoch,
-    )[1]
