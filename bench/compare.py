@@ -90,9 +90,9 @@ def sign_flip_p(d: np.ndarray, *, n_perm: int = 20000, seed: int = 0) -> float:
 def train_pair_member(params: Any, cache: Any, fold: int, seed: int) -> dict[str, float]:
     """Train one (fold, seed) with `params` as the train stage does; val and test metrics."""
     from aver.features.loader import make_loader
-    from aver.training.loop import fit_fold, predict, resolve_device
+    from aver.training.folds import fit_fold, with_seed
+    from aver.training.loop import predict, resolve_device
     from aver.training.metrics import classification_metrics
-    from aver.training.pipeline import with_seed
 
     params = with_seed(params, seed)
     cfg = params.train
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from aver.config import load_params, with_overrides
     from aver.features.cache import FeatureCache
-    from aver.training.pipeline import resolve_folds
+    from aver.training.folds import resolve_folds
     from aver.training.presets import resolve_params
 
     torch.set_num_threads(args.threads)

@@ -50,9 +50,9 @@ def run_one(
     from aver.config import load_params, with_overrides
     from aver.features.cache import FeatureCache
     from aver.features.loader import make_loader
-    from aver.training.loop import fit_fold, predict
+    from aver.training.folds import fit_fold, with_seed
+    from aver.training.loop import predict
     from aver.training.metrics import classification_metrics
-    from aver.training.pipeline import with_seed
     from aver.training.presets import resolve_params
 
     torch.set_num_threads(threads)

@@ -80,10 +80,8 @@ def load_model(spec: str | None, tracking: TrackingConfig | None = None) -> Trai
 def download_model(uri: str, tracking: TrackingConfig, dst: Path) -> Path:
     """model.pt of a logged aver model, fetched from the tracking store (URI precedence of
     aver.tracking.runs: $MLFLOW_TRACKING_URI > tracking.tracking_uri > sqlite:///mlruns.db)."""
-    import mlflow
-
     from aver.tracking.registry import download_model_file
-    from aver.tracking.runs import absolute_uri, connect, tracking_uri
+    from aver.tracking.runs import absolute_uri, connect, tracking_uri, use_store
 
     store = connect(absolute_uri(tracking_uri(tracking)))
     if store.startswith("sqlite:///") and not Path(store[len("sqlite:///") :]).is_file():
@@ -91,8 +89,7 @@ def download_model(uri: str, tracking: TrackingConfig, dst: Path) -> Path:
             f"cannot resolve {uri}: no MLflow store at {store}",
             fix="run from the repository root (where mlruns.db is) or set MLFLOW_TRACKING_URI",
         )
-    mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
+    use_store(store)
     log.info("downloading %s from %s", uri, redact_uri(store))
     try:
         return download_model_file(uri, dst)

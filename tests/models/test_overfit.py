@@ -17,7 +17,7 @@ from aver.config import ModelConfig
 from aver.features.cache import FeatureCache
 from aver.features.loader import batch_from_arrays
 from aver.models import build_model
-from aver.training.pipeline import cache_dims
+from aver.training.folds import cache_dims
 
 MAX_STEPS, CHECK_EVERY, PER_CLASS = 300, 10, 2
 

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from aver.errors import ConfigError
 from aver.training import checkpoints, ddp
+from aver.training.folds import prepare_fold
 from aver.training.loop import FitResult
-from aver.training.pipeline import prepare_fold
 from aver.training.pipeline import run as train
 from tests.tracking.conftest import tiny_params
 

@@ -16,18 +16,17 @@ from mlflow.tracking import MlflowClient
 
 from aver.errors import ConfigError
 from aver.training import checkpoints
-from aver.training.loop import fit_for_tuning
-from aver.training.pipeline import resolve_folds
+from aver.training.folds import fit_fold, resolve_folds
 from tests.tracking.conftest import tiny_params
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_fit_for_tuning_reports_each_epoch(tiny_cache, tmp_path):
+def test_fit_fold_reports_each_epoch(tiny_cache, tmp_path):
     reported = []
     params = tiny_params(tiny_cache, tmp_path, epochs=3)
-    res = fit_for_tuning(
-        params, tiny_cache, fold=2, on_epoch=lambda e, m: reported.append((e, m["val_uar"]))
+    _, res = fit_fold(
+        params, tiny_cache, 2, on_epoch=lambda e, m: reported.append((e, m["val_uar"]))
     )
     assert [e for e, _ in reported] == [1, 2, 3]
     assert [u for _, u in reported] == [h["val_uar"] for h in res.history]

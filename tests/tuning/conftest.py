@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 import yaml
 
 from tests.features.conftest import build_cache, standard_clips
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="package")
@@ -51,13 +54,24 @@ def write_params(work: Path, cache: Path, **tune) -> Path:
     return path
 
 
-def tune_cmd(params: Path) -> list[str]:
-    return [sys.executable, "-m", "aver.cli", "tune", "--params", str(params)]
+def tune_cmd(params: Path, *, faults: bool = False) -> list[str]:
+    """`aver tune`; with `faults`, the test-only entry that injects trial failures
+    (tests/tuning/faults.py: needs the repository root on PYTHONPATH, see `fault_env`)."""
+    entry = "tests.tuning.faults" if faults else "aver.cli"
+    return [sys.executable, "-m", entry, *([] if faults else ["tune"]), "--params", str(params)]
 
 
-def run_tune(params: Path, env: dict[str, str], timeout: float = 600) -> str:
+def fault_env(env: dict[str, str], **faults: str) -> dict[str, str]:
+    """`env` plus the fault variables and the repository root on PYTHONPATH."""
+    path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return {**env, **faults, "PYTHONPATH": path}
+
+
+def run_tune(
+    params: Path, env: dict[str, str], timeout: float = 600, *, faults: bool = False
+) -> str:
     proc = subprocess.run(
-        tune_cmd(params),
+        tune_cmd(params, faults=faults),
         cwd=params.parent,
         env=env,
         capture_output=True,

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.tuning.conftest import run_tune, tune_cmd, write_params
+from aver.config import Params, flatten
+from tests.tuning.conftest import fault_env, run_tune, tune_cmd, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +55,7 @@ def test_sweep_nests_trials_retries_a_crash_and_writes_best_params(tmp_path, tin
     # FIFO: the injected crash comes after epoch 1, where ASHA might stop the trial instead
     params = write_params(tmp_path, tiny_cache, scheduler="fifo")
     marker = tmp_path / "failed-once"
-    run_tune(params, _env(venv_env, AVER_TUNE_FAIL_ONCE=str(marker)))
+    run_tune(params, fault_env(_env(venv_env), AVER_TUNE_FAIL_ONCE=str(marker)), faults=True)
 
     assert marker.exists(), "the injected failure never fired"
     table = pd.read_csv(tmp_path / "reports/tune/results.csv", keep_default_na=False)
@@ -257,9 +258,9 @@ def test_parent_runs_while_trials_run_and_max_concurrent_holds_with_random_searc
 def test_sweep_whose_trials_all_fail_ends_failed(tmp_path, tiny_cache, venv_env):
     params = write_params(tmp_path, tiny_cache, num_samples=2, max_failures=0)
     proc = subprocess.run(
-        tune_cmd(params),
+        tune_cmd(params, faults=True),
         cwd=tmp_path,
-        env=_env(venv_env, AVER_TUNE_FAIL_ALWAYS="1"),
+        env=fault_env(_env(venv_env), AVER_TUNE_FAIL_ALWAYS="1"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -294,3 +295,6 @@ def test_sweep_tunes_the_preset_model_and_trials_log_their_whole_config(
     assert config["train"]["optimizer"] == "adam" and config["train"]["batch_size"] == 8
     assert config["train"]["lr"] == pytest.approx(float(trial.data.params["train.lr"]))
     assert config["train"]["epochs"] == 1  # tune.max_epochs
+    logged = trial.data.params  # the same config, flattened, as the trial run's params
+    assert set(flatten(Params.model_validate(config))) <= set(logged)
+    assert logged["train.model.name"] == "avtca" and logged["train.epochs"] == "1"

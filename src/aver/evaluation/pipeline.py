@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlflow.entities import Metric
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from aver.config import Params, TrackingConfig
 from aver.errors import DataError
@@ -170,10 +167,15 @@ def _log_to_mlflow(
     cfg: TrackingConfig, summary: dict[str, Any], doc: dict[str, Any], out: Path
 ) -> None:
     """Attach test results to the training's runs; warn (do not fail) if they are not found."""
-    import time
-
     from aver.redact import redact_text, redact_uri
-    from aver.tracking.runs import absolute_uri, connect, tracking_uri
+    from aver.tracking.runs import (
+        MlflowException,
+        RunRef,
+        absolute_uri,
+        connect,
+        set_model_version_tag,
+        tracking_uri,
+    )
 
     ml = summary.get("mlflow", {})
     parent = ml.get("parent_run_id")
@@ -181,36 +183,32 @@ def _log_to_mlflow(
         log.warning("no MLflow run recorded in train_summary.json; skipping MLflow logging")
         return
     uri = connect(absolute_uri(tracking_uri(cfg)))
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    now = int(time.time() * 1000)
+    run = RunRef(parent, uri)
     try:
-        client.get_run(parent)
+        _ = run.experiment_id  # MlflowException when the run is gone
         for m in doc["per_run"]:
             run_id = m.get("run_id")
             if run_id:
-                client.log_batch(
-                    run_id,
-                    metrics=[
-                        Metric(f"test_{k}", float(m[k]), now, 0)
-                        for k in ("accuracy", "uar", "macro_f1")
-                    ],
+                RunRef(run_id, uri).log_metrics(
+                    {f"test_{k}": float(m[k]) for k in ("accuracy", "uar", "macro_f1")},
+                    finite_only=False,
                 )
-        client.log_batch(
-            parent,
-            metrics=[
-                Metric(f"test_{k}", float(doc[k]), now, 0)
+        run.log_metrics(
+            {
+                f"test_{k}": float(doc[k])
                 for k in (
                     *("accuracy", "uar", "macro_f1", "accuracy_std", "uar_std", "macro_f1_std"),
                     *(f"{m}_ci95_{end}" for m in ("accuracy", "uar") for end in ("low", "high")),
                 )
-            ]
-            + [Metric("test_n_runs", float(doc["n_runs"]), now, 0)]
-            + [  # Student t across the (fold, seed) runs, where there are two or more
-                Metric(f"test_{m}_runs_ci95_{end}", float(v["runs"][i]), now, 0)
+            }
+            | {"test_n_runs": float(doc["n_runs"])}
+            | {  # Student t across the (fold, seed) runs, where there are two or more
+                f"test_{m}_runs_ci95_{end}": float(v["runs"][i])
                 for m, v in doc["intervals"].items()
                 if v.get("runs")
                 for i, end in enumerate(("low", "high"))
-            ],
+            },
+            finite_only=False,
         )
         for name in (
             "metrics.json",
@@ -219,10 +217,10 @@ def _log_to_mlflow(
             "per_class.csv",
             "per_class_recall.png",
         ):
-            client.log_artifact(parent, str(out / name), "evaluation")
+            run.log_artifact(out / name, "evaluation")
         if ml.get("registered_model") and ml.get("version"):
-            client.set_model_version_tag(
-                ml["registered_model"], str(ml["version"]), "test_uar", f"{doc['uar']:.6f}"
+            set_model_version_tag(
+                ml["registered_model"], str(ml["version"]), "test_uar", f"{doc['uar']:.6f}", uri
             )
     except MlflowException as err:
         log.warning(

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
 from aver.errors import AverError
+from aver.tracking import runs
+from aver.tracking.runs import MlflowException
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
@@ -34,21 +31,21 @@ class Registration:
     previous_champion: str | None
 
 
-def register(model_uri: str, name: str, tags: dict[str, Any]) -> ModelVersion:
+def register(model_uri: str, name: str, tags: dict[str, Any]) -> Any:
     """Register `model_uri` as a new version of `name` (created if needed) with tags."""
-    client = MlflowClient()
+    client = runs.client()
     try:
         client.get_registered_model(name)
     except MlflowException:
         with contextlib.suppress(MlflowException):  # may be created concurrently
             client.create_registered_model(name, description="aver emotion recognition model")
-    mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    mv = runs.register_model(model_uri, name, {k: str(v) for k, v in tags.items()})
     return mv
 
 
-def current_champion(name: str, alias: str = "champion") -> ModelVersion | None:
+def current_champion(name: str, alias: str = "champion") -> Any:
     try:
-        return MlflowClient().get_model_version_by_alias(name, alias)
+        return runs.client().get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
 
@@ -70,7 +67,7 @@ def is_better(new: dict[str, str], old: dict[str, str] | None) -> bool:
 
 def promote_if_better(name: str, version: str, alias: str = "champion") -> Registration:
     """Give `alias` to `version` if it beats the current holder; report who holds it."""
-    client = MlflowClient()
+    client = runs.client()
     version = str(version)
     new = client.get_model_version(name, version)
     old = current_champion(name, alias)
@@ -104,10 +101,7 @@ def download_model_file(uri: str, dst: str | Path | None = None) -> Path:
     """models.pt of a logged aver model, from an MLflow URI (models:/name@champion,
     models:/name/3, runs:/<id>/model, models:/<model_id>); for `aver predict` and evaluation."""
     try:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri.rstrip("/") + "/artifacts/" + MODEL_FILE,
-            dst_path=None if dst is None else str(dst),
-        )
+        local = runs.download_artifacts(uri.rstrip("/") + "/artifacts/" + MODEL_FILE, dst)
     except MlflowException as err:
         raise AverError(
             f"cannot download {MODEL_FILE} of MLflow model {uri} ({str(err)[:300]})",

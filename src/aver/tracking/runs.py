@@ -1,5 +1,10 @@
 """MLflow tracking: store resolution, experiments, parent/child runs, provenance tags.
 
+The one module that calls MLflow's tracking API (runs, params, metrics, tags, artifacts, the
+registry client); the rest of aver goes through it. Two ways to log: to the active run of
+`start` (`log_params`, `log_metrics`, `log_artifact`, ...), or to a run by id with `RunRef`
+(a Tune trial, a DDP rank, the evaluate stage: processes with no active run).
+
 Store: $MLFLOW_TRACKING_URI, else `tracking.tracking_uri`, else the embedded local store
 `sqlite:///mlruns.db` (relative to the working directory, the repository root under DVC). Local
 stores keep artifacts under `tracking.artifact_root` (`mlartifacts/`); a tracking server uses
@@ -24,11 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import yaml
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from aver.config import TrackingConfig
+from aver.config import TrackingConfig, flatten
 from aver.errors import AverError
 from aver.redact import redact_obj, redact_text, redact_uri
 from aver.tracking import credentials
@@ -351,3 +356,146 @@ def _dvc_lock_md5(lock: Path, cache_dir: Path) -> str | None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# ---- the active run (inside `start`) ---------------------------------------------------------
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Scalars of the active run."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """A file of the active run."""
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
+    """Every file under `directory`, of the active run."""
+    mlflow.log_artifacts(str(directory), artifact_path)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Tags of the active run (redacted)."""
+    mlflow.set_tags(redact_obj({k: str(v) for k, v in tags.items()}))
+
+
+def current_uri() -> str:
+    """The tracking URI MLflow uses now (after `setup` or `use_store`)."""
+    return mlflow.get_tracking_uri()
+
+
+def use_store(uri: str) -> None:
+    """Point MLflow's tracking and registry at `uri` (credentials already exported)."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
+def client(uri: str | None = None) -> MlflowClient:
+    """The MLflow client of `uri` (None: the current store), tracking and registry alike."""
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+# ---- a run by id (no active run) -------------------------------------------------------------
+
+
+class RunRef:
+    """One MLflow run addressed by id, for processes with no active run (Tune trials, DDP rank
+    0, the evaluate stage). `uri`: the store (credentials already exported; None: current)."""
+
+    def __init__(self, run_id: str, uri: str | None = None) -> None:
+        self.run_id = run_id
+        self.client = client(uri)
+
+    @classmethod
+    def create(
+        cls,
+        experiment_id: str,
+        *,
+        run_name: str,
+        tags: Mapping[str, str],
+        uri: str | None = None,
+    ) -> RunRef:
+        """A new RUNNING run (with code provenance tags)."""
+        ref = cls("", uri)
+        all_tags = redact_obj({**code_info().tags(), **tags})
+        run = ref.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+        ref.run_id = run.info.run_id
+        return ref
+
+    def exists(self) -> bool:
+        try:
+            return self.client.get_run(self.run_id).info.lifecycle_stage == "active"
+        except MlflowException:
+            return False
+
+    @property
+    def experiment_id(self) -> str:
+        return self.client.get_run(self.run_id).info.experiment_id
+
+    def reopen(self, tags: Mapping[str, str] = {}) -> None:
+        """Mark RUNNING again (a restarted trial); drop a `aver.closed` tag; set `tags`."""
+        self.client.update_run(self.run_id, status="RUNNING")
+        if CLOSED_TAG in self.client.get_run(self.run_id).data.tags:
+            self.client.delete_tag(self.run_id, CLOSED_TAG)
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Params (stringified, redacted, cut to MAX_PARAM_CHARS); skips ones already logged."""
+        existing = self.client.get_run(self.run_id).data.params
+        items = [
+            Param(k, redact_text("null" if v is None else str(v))[:MAX_PARAM_CHARS])
+            for k, v in params.items()
+            if k not in existing
+        ]
+        for i in range(0, len(items), 90):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=items[i : i + 90], synchronous=True)
+
+    def log_config(self, params: Any, artifact_file: str = "config.yaml") -> None:
+        """The fully resolved config the run ran with: flattened params + the whole YAML."""
+        self.log_params(flatten(params))
+        text = yaml.safe_dump(redact_obj(params.model_dump(mode="json")), sort_keys=False)
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int = 0, *, finite_only: bool = True
+    ) -> None:
+        """Scalars at `step` (the key "epoch" is skipped: it is the step); with `finite_only`
+        (default) NaN and infinities are left out."""
+        items = [
+            Metric(k, float(v), _now_ms(), int(step))
+            for k, v in metrics.items()
+            if isinstance(v, int | float)
+            and (math.isfinite(float(v)) or not finite_only)
+            and k != "epoch"
+        ]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items, synchronous=True)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def metric_steps(self, key: str) -> set[int]:
+        """Steps already recorded for a metric."""
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def register_model(model_uri: str, name: str, tags: Mapping[str, str]) -> Any:
+    """A new version of registered model `name` from `model_uri` (its ModelVersion)."""
+    return mlflow.register_model(model_uri, name, tags=dict(tags))
+
+
+def download_artifacts(artifact_uri: str, dst: str | Path | None = None) -> str:
+    """Download an artifact (runs:/, models:/ URIs); its local path."""
+    return mlflow.artifacts.download_artifacts(
+        artifact_uri=artifact_uri, dst_path=None if dst is None else str(dst)
+    )
+
+
+def set_model_version_tag(name: str, version: str, key: str, value: str, uri: str | None) -> None:
+    client(uri).set_model_version_tag(name, version, key, value)

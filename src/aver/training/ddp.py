@@ -14,10 +14,8 @@ driver, which carries on exactly as after a local fit. Ray is imported only here
 from __future__ import annotations
 
 import hashlib
-import math
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from torch import nn
 
 from aver.config import Params, TrainConfig, parse_params
 from aver.errors import AverError, ConfigError
+from aver.training.folds import prepare_fold
 from aver.training.loop import LAST, FitResult, fit
 
 T = TypeVar("T")
@@ -143,8 +142,6 @@ def train_worker(config: dict[str, Any]) -> FitResult | None:
     import ray.train
     import ray.train.torch
 
-    from aver.training.pipeline import prepare_fold
-
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     params = parse_params(config["params"], "train_loop_config")
@@ -204,20 +201,12 @@ def _restore(checkpoint: Any, work: Path) -> None:
 
 def _epoch_logger(tracking_uri: str, run_id: str) -> Callable[[dict[str, float], int], None]:
     """Log an epoch's finite scalars to MLflow run `run_id` at step=epoch (as runs.log_epoch)."""
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
+    from aver.tracking.runs import RunRef
 
-    client = MlflowClient(tracking_uri)
+    run = RunRef(run_id, tracking_uri)
 
     def log(metrics: dict[str, float], epoch: int) -> None:
-        now = int(time.time() * 1000)
-        items = [
-            Metric(k, float(v), now, int(epoch))
-            for k, v in metrics.items()
-            if isinstance(v, int | float) and math.isfinite(float(v)) and k != "epoch"
-        ]
-        if items:
-            client.log_batch(run_id, metrics=items, synchronous=True)
+        run.log_metrics(metrics, epoch)
 
     return log
 

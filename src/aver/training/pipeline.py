@@ -25,28 +25,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from aver.config import Params, flatten
 from aver.errors import ConfigError
 from aver.features.cache import FeatureCache
-from aver.features.loader import make_loader
 from aver.io.atomic import write_csv, write_json
-from aver.models import build_model
 from aver.redact import redact_obj, redact_uri
 from aver.tracking import registry, runs
 from aver.training import checkpoints, ddp, plots
+from aver.training.folds import prepare_fold, resolve_folds, with_seed
 from aver.training.loop import (
     FitResult,
     config_fingerprint,
     fit,
     predict,
     resolve_device,
-    seed_everything,
 )
 from aver.training.metrics import (
     aggregate_folds,
@@ -74,18 +70,6 @@ META_KEYS = (
 
 
 @dataclass
-class FoldSetup:
-    fold: int
-    model: nn.Module
-    train_loader: Any
-    val_loader: Any
-    classes: list[str]
-    dims: dict[str, int]
-    fingerprint: str  # identifies the data (joins the checkpoint's config hash)
-    stats: dict[str, Any]
-
-
-@dataclass
 class FoldOutcome:
     fold: int
     seed: int
@@ -101,83 +85,6 @@ class FoldOutcome:
 def run_key(fold: int, seed: int, multi_seed: bool) -> str:
     """`K` when each fold is trained with one seed (the historical names), else `K-seed-S`."""
     return f"{fold}-seed-{seed}" if multi_seed else str(fold)
-
-
-def with_seed(params: Params, seed: int) -> Params:
-    """params of one (fold, seed) run: train.seed = seed, train.seeds = null."""
-    train = params.train.model_copy(update={"seed": int(seed), "seeds": None})
-    return params.model_copy(update={"train": train})
-
-
-def cache_dims(cache: FeatureCache) -> dict[str, int]:
-    """Model input sizes from the cache's array shapes: audio (Ta, F), video (Tv, S, S, 3)."""
-    return {
-        "audio_dim": int(cache.shapes["audio"][0][-1]),
-        "face_size": int(cache.shapes["video"][0][1]),
-    }
-
-
-def resolve_folds(spec: Any, n_folds: int, source: str = "train.folds") -> list[int]:
-    """`all` -> every fold; a list is checked against the cache's fold count."""
-    folds = list(range(n_folds)) if spec == "all" else sorted(set(int(f) for f in spec))
-    bad = [f for f in folds if not 0 <= f < n_folds]
-    if not folds or bad:
-        raise ConfigError(
-            f"{source}: folds {bad or folds} not in 0..{n_folds - 1}",
-            fix=f"use `all` or fold numbers below {n_folds}",
-        )
-    return folds
-
-
-def prepare_fold(
-    params: Params,
-    cache: FeatureCache | str | Path,
-    fold: int,
-    *,
-    num_workers: int | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-) -> FoldSetup:
-    """Seeded model + train/val loaders of one fold (shared by the train stage and Ray Tune).
-
-    world_size > 1 (a DDP rank): the train loader holds this rank's shard of each epoch in
-    batches of batch_size // world_size, so the global batch stays train.batch_size.
-    """
-    if not isinstance(cache, FeatureCache):
-        cache = FeatureCache(cache)
-    cfg = params.train
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    workers = cfg.num_workers if num_workers is None else num_workers
-    pin = resolve_device(cfg.device).type == "cuda"
-    train_loader = make_loader(
-        cache,
-        fold,
-        "train",
-        cfg.batch_size // world_size,
-        train=True,
-        seed=cfg.seed,
-        num_workers=workers,
-        augment=cfg.augment,
-        pin_memory=pin,
-        rank=rank,
-        world_size=world_size,
-    )
-    val_loader = make_loader(
-        cache, fold, "val", cfg.batch_size, train=False, num_workers=workers, pin_memory=pin
-    )
-    dims = cache_dims(cache)
-    model = build_model(cfg.model, n_classes=len(cache.classes), **dims)
-    fp = runs.data_fingerprint(cache.path)["data_fingerprint"]
-    return FoldSetup(
-        fold=fold,
-        model=model,
-        train_loader=train_loader,
-        val_loader=val_loader,
-        classes=list(cache.classes),
-        dims=dims,
-        fingerprint=f"{fp}:fold{fold}",
-        stats=cache.fold_stats(fold).to_dict(),
-    )
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -263,9 +170,9 @@ def run(params: Params) -> dict[str, Any]:
                     keep_example=(fold, seed) == (model_fold, seeds[0]),
                 )
         agg = aggregate_folds([o.val for o in outcomes.values()])
-        mlflow.log_metrics({f"{k}_mean": v["mean"] for k, v in agg.items()})
-        mlflow.log_metrics({f"{k}_std": v["std"] for k, v in agg.items()})
-        mlflow.log_metric("n_runs", len(outcomes))
+        runs.log_metrics({f"{k}_mean": v["mean"] for k, v in agg.items()})
+        runs.log_metrics({f"{k}_std": v["std"] for k, v in agg.items()})
+        runs.log_metrics({"n_runs": len(outcomes)})
         chosen = outcomes[(model_fold, seeds[0])]
         first = {f: outcomes[(f, seeds[0])] for f in folds}
         _copy_model(chosen.model_file, out / "model.pt")
@@ -276,8 +183,8 @@ def run(params: Params) -> dict[str, Any]:
             plot_dir / "curves.png",
             title=f"{dataset} {cfg.model.name}",
         )
-        mlflow.log_artifact(str(plot_dir / "curves.png"), "plots")
-        mlflow.log_artifact(str(plot_dir / "curves.csv"), "plots")
+        runs.log_artifact(plot_dir / "curves.png", "plots")
+        runs.log_artifact(plot_dir / "curves.csv", "plots")
         summary = {
             "dataset": dataset,
             "protocol": cache.protocol,
@@ -316,7 +223,7 @@ def run(params: Params) -> dict[str, Any]:
             _log_and_register(resolved, dataset, chosen, out / "model.pt", cache)
         )
         write_json(out / SUMMARY, summary)
-        mlflow.log_artifact(str(out / SUMMARY))
+        runs.log_artifact(out / SUMMARY)
         write_json(session_path, {**session, "finished": True})
     log.info(
         "val UAR %s", ", ".join(f"fold {o.key}: {o.val['val_uar']:.4f}" for o in outcomes.values())
@@ -377,7 +284,7 @@ def _train_fold(
                 cache.path,
                 fold,
                 run_id=run_id,
-                tracking_uri=mlflow.get_tracking_uri(),
+                tracking_uri=runs.current_uri(),
                 storage=out / "checkpoints" / "ray" / ("" if key == str(fold) else f"seed-{seed}"),
             )
         else:
@@ -409,8 +316,8 @@ def _train_fold(
             "val_macro_f1": m["macro_f1"],
             "val_loss": pred.loss,
         }
-        mlflow.log_metrics({f"best_{k}": v for k, v in val.items() if np.isfinite(v)})
-        mlflow.log_metrics(
+        runs.log_metrics({f"best_{k}": v for k, v in val.items() if np.isfinite(v)})
+        runs.log_metrics(
             {
                 "best_epoch": res.best_epoch,
                 "best_uar_epoch": res.best_uar_epoch,
@@ -428,7 +335,7 @@ def _train_fold(
         plots.curves_png({f"fold {key}": res.history}, fold_dir / "curves.png")
         _write_curves(res.history, fold_dir / "curves.csv")
         write_csv(fold_dir / "per_class_val.csv", pd.DataFrame(class_report(cm, setup.classes)))
-        mlflow.log_artifacts(str(fold_dir), "plots")
+        runs.log_artifacts(fold_dir, "plots")
         model_file = out / "folds" / f"fold-{key}.pt"
         info = {
             "fold": fold,
@@ -495,7 +402,7 @@ def _log_and_register(
         name = runs.experiment_name(tcfg, dataset)
         mv = registry.register(info.model_uri, name, version_tags)
         reg = registry.promote_if_better(name, str(mv.version), tcfg.champion_alias)
-        mlflow.set_tags(
+        runs.set_tags(
             {
                 "registered_model": name,
                 "registered_version": str(mv.version),

@@ -11,8 +11,6 @@ import hashlib
 import logging
 from pathlib import Path
 
-import mlflow
-
 from aver.config import Params, flatten
 from aver.errors import DataError
 from aver.io.atomic import write_csv
@@ -79,8 +77,8 @@ def run(params: Params) -> None:
         write_csv(out / "results.csv", table)  # also when every trial failed: the errors
         best = best_config(table, keys)
         write_outputs(out, table, best)
-        mlflow.log_metric("best_val_uar", float(table["val_uar"].max()))
+        runs.log_metrics({"best_val_uar": float(table["val_uar"].max())})
         runs.log_params({f"best.{k}": v for k, v in best.items()})
         for path in (out / "best_params.yaml", out / "results.csv", out / "plots" / "sweep.png"):
-            mlflow.log_artifact(str(path), artifact_path="sweep")
+            runs.log_artifact(path, "sweep")
     log.info("best of %d trials: %s", len(table), best)

@@ -1,9 +1,8 @@
 """Run a sweep on local Ray or the cluster at RAY_ADDRESS; each trial is an MLflow child run.
 
-Trials save a Ray Tune checkpoint each epoch (the training loop's `last.pt` plus the trial's
-MLflow run id), so a retried (`tune.max_failures`) or restored trial continues from its last
-epoch and in its own MLflow run. A sweep stopped by SIGTERM or Ctrl-C ends its trial runs
-KILLED; a rerun restores it from the state Tune saves at each trial checkpoint.
+The trial itself is aver.tuning.trial.run_trial (looked up when the tuner is made, so tests can
+wrap it). A sweep stopped by SIGTERM or Ctrl-C ends its trial runs KILLED; a rerun restores it
+from the state Tune saves at each trial checkpoint.
 """
 
 from __future__ import annotations
@@ -12,44 +11,26 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray
-import yaml
-from mlflow.entities import Metric, Param
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from aver.config import Params, parse_params, with_overrides
+from aver.config import Params, with_overrides
 from aver.io.atomic import write_json
 from aver.parallel import ray_init
-from aver.redact import redact_obj
 from aver.tracking import runs
-from aver.tracking.runs import connect
+from aver.tuning import trial
 from aver.tuning.capacity import PendingWatch, probe
-from aver.tuning.data_access import ensure_cache
 from aver.tuning.resources import Capacity, loader_workers, plan_trial
 from aver.tuning.space import build_space
-from aver.workspace import code_info
+from aver.tuning.trial import METRIC, TRIAL_ID_TAG
 
 log = logging.getLogger(__name__)
-METRIC = "val_uar"
-TRIAL_STATE = "trial.json"  # in each trial checkpoint, beside last.pt: MLflow run id, epoch
-TRIAL_ID_TAG = "aver.trial_id"
-# Fault injection for tests and drills. FAIL_ONCE: when set to a path that does not exist yet,
-# the first trial to report an epoch creates it and raises once, after that epoch's checkpoint
-# (FailureConfig must retry it from there). FAIL_ALWAYS: every trial raises at start.
-FAULT_ONCE_ENV = "AVER_TUNE_FAIL_ONCE"
-FAIL_ALWAYS_ENV = "AVER_TUNE_FAIL_ALWAYS"
 
 
 @dataclass(frozen=True)
@@ -79,127 +60,6 @@ def init_ray(params: Params) -> Capacity:
     return probe(local=not os.environ.get("RAY_ADDRESS"))
 
 
-def _trial(
-    config: dict[str, Any],
-    *,
-    base: dict[str, Any],
-    cache_dir: str,
-    repo_root: str,
-    tracking_uri: str,
-    parent_run_id: str,
-    workers: int,
-) -> None:
-    """One trial: params + sampled overrides -> the shared training loop, reporting each epoch.
-
-    Continues from the trial's latest checkpoint when Ray restarts or restores it.
-    """
-    from aver.training.loop import fit_for_tuning
-
-    if os.environ.get(FAIL_ALWAYS_ENV):
-        raise RuntimeError(f"injected trial failure ({FAIL_ALWAYS_ENV})")
-    params = with_overrides(parse_params(base), config, "tune.space")
-    cache = ensure_cache(Path(cache_dir), params.tune.cache_access, Path(repo_root))
-    node = ray.get_runtime_context().get_node_id()
-    assigned = json.dumps(ray.get_runtime_context().get_assigned_resources(), sort_keys=True)
-    client = MlflowClient(connect(tracking_uri))  # credentials to MLflow's env vars
-    with tempfile.TemporaryDirectory(prefix="aver-trial-") as tmp:
-        work = Path(tmp)  # fit's checkpoint dir; reported to Tune as the trial checkpoint
-        state = _restore_checkpoint(work)
-        tags = {"aver.ray_node": node, "aver.resources": assigned}
-        run_id = _open_trial_run(client, state.get("mlflow_run_id"), parent_run_id, config, tags)
-        resolved = yaml.safe_dump(redact_obj(params.model_dump(mode="json")), sort_keys=False)
-        client.log_text(run_id, resolved, "config.yaml")  # the whole config the trial ran with
-        start = int(state.get("epoch", 0))
-        logged = {m.step for m in client.get_metric_history(run_id, METRIC)} if start else set()
-
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-            if epoch not in logged:
-                now = int(time.time() * 1000)
-                items = [Metric(k, v, now, epoch) for k, v in numeric.items()]
-                client.log_batch(run_id, metrics=items, synchronous=True)
-            write_json(work / TRIAL_STATE, {"mlflow_run_id": run_id, "epoch": epoch})
-            report = {**numeric, "epoch": epoch, "resumed_from_epoch": start, "node": node}
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(work)))
-            _fail_once()
-
-        try:
-            fit_for_tuning(
-                params,
-                cache,
-                fold=params.tune.fold,
-                on_epoch=on_epoch,
-                num_workers=workers,
-                checkpoint_dir=work,
-            )
-        except SystemExit:  # Ray stopped the trial: the driver records how it ended
-            raise
-        except BaseException:
-            client.set_terminated(run_id, "FAILED")
-            raise
-        client.set_terminated(run_id, "FINISHED")
-
-
-def _restore_checkpoint(work: Path) -> dict[str, Any]:
-    """Copy the trial's latest Tune checkpoint (last.pt, trial.json) into `work`; its state."""
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return {}
-    with checkpoint.as_directory() as saved:
-        for item in Path(saved).iterdir():
-            if item.is_file():
-                shutil.copy2(item, work / item.name)
-    path = work / TRIAL_STATE
-    state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    log.info("trial resumes after epoch %s (checkpoint %s)", state.get("epoch", "?"), checkpoint)
-    return state
-
-
-def _open_trial_run(
-    client: MlflowClient,
-    run_id: str | None,
-    parent_run_id: str,
-    config: dict[str, Any],
-    placement: dict[str, str],
-) -> str:
-    """Reopen the trial's MLflow run (a restarted trial), else start one under the sweep's."""
-    context = tune.get_context()
-    if run_id and _run_exists(client, run_id):
-        client.update_run(run_id, status="RUNNING")
-        if runs.CLOSED_TAG in client.get_run(run_id).data.tags:
-            client.delete_tag(run_id, runs.CLOSED_TAG)
-        for key, value in placement.items():
-            client.set_tag(run_id, key, value)
-        return run_id
-    experiment_id = client.get_run(parent_run_id).info.experiment_id
-    tags = {
-        runs.PARENT_TAG: parent_run_id,
-        runs.STAGE_TAG: "tune",
-        "aver.kind": "trial",
-        TRIAL_ID_TAG: context.get_trial_id(),
-        **placement,
-        **code_info().tags(),
-    }
-    run = client.create_run(experiment_id, run_name=context.get_trial_name(), tags=tags)
-    params = [Param(k, str(v)[: runs.MAX_PARAM_CHARS]) for k, v in config.items()]
-    client.log_batch(run.info.run_id, params=params, synchronous=True)
-    return run.info.run_id
-
-
-def _run_exists(client: MlflowClient, run_id: str) -> bool:
-    try:
-        return client.get_run(run_id).info.lifecycle_stage == "active"
-    except MlflowException:
-        return False
-
-
-def _fail_once() -> None:
-    fault = os.environ.get(FAULT_ONCE_ENV)
-    if fault and not Path(fault).exists():
-        Path(fault).write_text("failed once\n")
-        raise RuntimeError(f"injected trial failure ({FAULT_ONCE_ENV}={fault})")
-
-
 def make_tuner(
     params: Params,
     sweep: Sweep,
@@ -216,7 +76,7 @@ def make_tuner(
     resources = plan.resources
     trainable = tune.with_resources(
         tune.with_parameters(
-            _trial,
+            trial.run_trial,
             base=with_overrides(params, {"train.epochs": cfg.max_epochs}).model_dump(),
             cache_dir=str(cache_dir),
             repo_root=str(repo_root),
@@ -229,35 +89,14 @@ def make_tuner(
     if tune.Tuner.can_restore(sweep.path):
         log.info("resuming interrupted sweep %s", sweep.path)
         return tune.Tuner.restore(str(sweep.path), trainable, resume_errored=True)
-    # tune.max_concurrent is set on the search itself: Tune ignores max_concurrent_trials with
-    # a BasicVariantGenerator passed in (it is no Searcher, so no ConcurrencyLimiter fits it).
-    search: Any
-    if cfg.search == "tpe":
-        search = ConcurrencyLimiter(
-            OptunaSearch(metric=METRIC, mode="max", seed=params.train.seed),
-            max_concurrent=cfg.max_concurrent,
-        )
-    else:
-        search = BasicVariantGenerator(
-            random_state=params.train.seed, max_concurrent=cfg.max_concurrent
-        )
-    if cfg.scheduler == "asha":
-        scheduler = ASHAScheduler(
-            time_attr="epoch",
-            max_t=cfg.max_epochs,
-            grace_period=cfg.grace_period,
-            reduction_factor=cfg.reduction_factor,
-        )
-    else:
-        scheduler = FIFOScheduler()
     return tune.Tuner(
         trainable,
         param_space=build_space(cfg.space),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
-            search_alg=search,
-            scheduler=scheduler,
+            search_alg=_search(params),
+            scheduler=_scheduler(params),
             num_samples=cfg.num_samples,
         ),
         run_config=tune.RunConfig(
@@ -269,6 +108,33 @@ def make_tuner(
             verbose=1,
         ),
     )
+
+
+def _search(params: Params) -> Any:
+    """TPE (Optuna) or random search, at most tune.max_concurrent trials at once.
+
+    tune.max_concurrent is set on the search itself: Tune ignores max_concurrent_trials with a
+    BasicVariantGenerator passed in (it is no Searcher, so no ConcurrencyLimiter fits it).
+    """
+    cfg = params.tune
+    if cfg.search == "tpe":
+        return ConcurrencyLimiter(
+            OptunaSearch(metric=METRIC, mode="max", seed=params.train.seed),
+            max_concurrent=cfg.max_concurrent,
+        )
+    return BasicVariantGenerator(random_state=params.train.seed, max_concurrent=cfg.max_concurrent)
+
+
+def _scheduler(params: Params) -> Any:
+    cfg = params.tune
+    if cfg.scheduler == "asha":
+        return ASHAScheduler(
+            time_attr="epoch",
+            max_t=cfg.max_epochs,
+            grace_period=cfg.grace_period,
+            reduction_factor=cfg.reduction_factor,
+        )
+    return FIFOScheduler()
 
 
 def record_sweep(sweep: Sweep) -> None:
@@ -331,7 +197,7 @@ def end_trial_runs(parent_run_id: str, results: tune.ResultGrid, *, stopped: boo
             ended[metrics["trial_id"]] = ("FINISHED", "Ray Tune ended the trial (scheduler)")
         else:
             ended[metrics["trial_id"]] = ("KILLED", STOPPED)
-    client = MlflowClient()
+    client = runs.client()
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     trial_runs = client.search_runs(
         [experiment_id],
