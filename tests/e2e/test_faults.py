@@ -307,7 +307,7 @@ def tune_table(repo: Path) -> pd.DataFrame:
 def tune_curves(repo: Path) -> dict[str, dict[int, float]]:
     """val_uar per epoch of every trial (Ray's progress.csv under tune.storage_path), by config."""
     curves: dict[str, dict[int, float]] = {}
-    for trial in repo.glob("data/tune/*/_trial_*"):
+    for trial in repo.glob("data/tune/*/*_trial_*"):
         config = json.loads((trial / "params.json").read_text())
         key = json.dumps({k: round(v, 12) for k, v in config.items()}, sort_keys=True)
         progress = pd.read_csv(trial / "progress.csv")

@@ -10,10 +10,13 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from aver.config import flatten
 from aver.evaluation.pipeline import run as evaluate
-from aver.tracking import registry
+from aver.redact import redact_text
+from aver.tracking import registry, runs
 from aver.training.checkpoints import load_trained_model
 from aver.training.pipeline import run as train
+from aver.training.presets import resolve_params
 from tests.tracking.conftest import tiny_params
 
 EPOCH_METRICS = (
@@ -42,7 +45,13 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
     assert ml["experiment"] == "pipe-demo"
     assert (embedded_store / "mlruns.db").exists()
     parent = client.get_run(ml["parent_run_id"])
-    # all params flattened, provenance tags
+    # all params flattened (the fully resolved config), provenance tags
+    config = {
+        k: redact_text("null" if v is None else str(v))[: runs.MAX_PARAM_CHARS]
+        for k, v in flatten(resolve_params(params)[0]).items()
+    }
+    assert {k: parent.data.params[k] for k in config} == config
+    assert "config/resolved_params.yaml" in _artifacts(client, parent.info.run_id)
     assert parent.data.params["train.lr"] == str(params.train.lr)
     assert parent.data.params["train.model.d_model"] == "16"
     assert parent.data.params["cache.out"] == str(tiny_cache)
@@ -58,6 +67,9 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
         fold = child.data.tags["fold"]
         assert child.info.run_id == ml["fold_run_ids"][fold]
         assert child.data.params["fold"] == fold and child.info.status == "FINISHED"
+        # the fully resolved config the fold ran with, as params and as YAML
+        assert {k: child.data.params[k] for k in config} == config
+        assert "config/resolved_params.yaml" in _artifacts(client, child.info.run_id)
         for key in EPOCH_METRICS:
             assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == [1, 2]
         best = summary["folds"][fold]

@@ -36,7 +36,7 @@ def _runs(work):
 def _reported(work) -> dict[str, list[dict]]:
     """What each trial reported to Ray (its result.json rows), by trial id."""
     out: dict[str, list[dict]] = {}
-    for path in sorted((work / "ray").glob("*/_trial_*/result.json")):
+    for path in sorted((work / "ray").glob("*/*_trial_*/result.json")):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if rows:
             out[rows[0]["trial_id"]] = rows
