@@ -17,9 +17,8 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -27,39 +26,12 @@ from torch import nn
 
 from aver.config import Params, TrainConfig, parse_params
 from aver.errors import AverError, ConfigError
+from aver.training.dataparallel import DataParallel
 from aver.training.folds import prepare_fold
 from aver.training.loop import LAST, FitResult, fit
 
-T = TypeVar("T")
 SRC = str(Path(__file__).resolve().parents[2])  # workers import aver from this checkout
 MAX_FAILURES = 1  # worker-group restarts (from the latest checkpoint) before the run fails
-
-
-@dataclass(frozen=True)
-class DataParallel:
-    """Hooks for `fit` as rank `rank` of `world_size` (torch.distributed is initialised)."""
-
-    rank: int
-    world_size: int
-    wrap: Callable[[nn.Module], nn.Module]  # the model -> its DDP wrapper
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def broadcast(self, obj: T) -> T:
-        """Rank 0's `obj` on every rank."""
-        box = [obj]
-        device = self.device if self.device.type == "cuda" else None
-        dist.broadcast_object_list(box, src=0, device=device)
-        return box[0]
-
-    def gather(self, obj: T) -> list[T]:
-        """Every rank's `obj`, in rank order, on every rank."""
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
-        return out
 
 
 def check_scaling(cfg: TrainConfig) -> None:

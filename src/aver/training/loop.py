@@ -7,7 +7,8 @@ full resume state, including the best-so-far weights) atomically, then calls
 A rerun with the same checkpoint directory and configuration resumes after the last finished
 epoch: weights, optimizer, schedule, RNG states and history are restored, and each epoch's data
 order depends only on (seed, epoch), so a resumed run reproduces an uninterrupted one.
-With a `DataParallel` hook (aver.training.ddp) the same loop runs as one rank of a DDP group.
+With a `DataParallel` hook (aver.training.dataparallel, built by aver.training.ddp) the same
+loop runs as one rank of a DDP group.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,12 +34,10 @@ from tqdm.auto import tqdm
 from aver.config import TrainConfig
 from aver.errors import AverError
 from aver.training.callbacks import EpochCallback, default_callbacks, run_callbacks
+from aver.training.dataparallel import DataParallel
 from aver.training.metrics import classification_metrics
 from aver.training.optim import Schedule, build_optimizer
 from aver.training.state import FitResult, TrainState
-
-if TYPE_CHECKING:
-    from aver.training.ddp import DataParallel
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from aver.io.atomic import write_csv, write_json
 from aver.redact import redact_obj, redact_uri
 from aver.tracking import registry, runs
 from aver.training import checkpoints, ddp, plots
-from aver.training.folds import prepare_fold, resolve_folds, with_seed
+from aver.training.folds import FoldSetup, prepare_fold, resolve_folds, with_seed
 from aver.training.loop import (
     FitResult,
     config_fingerprint,
@@ -87,8 +87,90 @@ def run_key(fold: int, seed: int, multi_seed: bool) -> str:
     return f"{fold}-seed-{seed}" if multi_seed else str(fold)
 
 
+@dataclass
+class TrainRun:
+    """What every (fold, seed) run of one train stage shares."""
+
+    params: Params  # resolved: preset and tuned values applied
+    applied: dict[str, Any]  # the overrides applied (resolve_params)
+    cache: FeatureCache
+    folds: list[int]
+    seeds: list[int]
+    model_fold: int
+    fp: dict[str, str]  # data fingerprint (+ dvc md5)
+    commit: str
+    tags: dict[str, str]  # of the parent run, and (with fold, seed) of each child
+    config_doc: dict[str, Any]  # the resolved config as logged (config/resolved_params.yaml)
+    session_path: Path  # MLflow run ids of this configuration, to reopen after a crash
+    session: dict[str, Any] = field(default_factory=dict)
+    exp_id: str = ""
+    parent_id: str = ""
+
+    @property
+    def out(self) -> Path:
+        return Path(self.params.train.out)
+
+    @property
+    def dataset(self) -> str:
+        return self.params.data.dataset
+
+    def save_session(self) -> None:
+        write_json(self.session_path, self.session)
+
+
 def run(params: Params) -> dict[str, Any]:
     """Train the configured folds; write models/, log to MLflow, register the model."""
+    tr = _plan(params)
+    cfg = tr.params.train
+    store = redact_uri(runs.tracking_uri(tr.params.tracking))  # as configured, before setup
+    tr.exp_id = runs.setup(tr.params.tracking, tr.dataset)
+    tr.session = _read_session(tr.session_path, config_fingerprint(cfg, tr.fp["data_fingerprint"]))
+    keep = [tr.session.get("parent"), *tr.session.get("folds", {}).values()]
+    runs.close_stale(tr.exp_id, "train", keep=keep)
+    log.info(
+        "training %s folds %s x seeds %s (model: fold %d, seed %d) on %s; MLflow %s, experiment %s",
+        cfg.model.name,
+        tr.folds,
+        tr.seeds,
+        tr.model_fold,
+        tr.seeds[0],
+        f"{cfg.workers} Ray Train workers ({'GPU' if cfg.use_gpu else 'CPU'})"
+        if cfg.executor == "ray"
+        else resolve_device(cfg.device),
+        store,
+        runs.experiment_name(tr.params.tracking, tr.dataset),
+    )
+    outcomes: dict[tuple[int, int], FoldOutcome] = {}
+    with runs.start(
+        tr.exp_id,
+        run_name=f"train-{cfg.model.name}",
+        run_id=tr.session.get("parent"),
+        tags=tr.tags,
+    ) as parent:
+        tr.parent_id = tr.session["parent"] = parent.info.run_id
+        tr.save_session()
+        runs.log_params(flatten(tr.params))
+        runs.log_yaml(tr.config_doc, "config/resolved_params.yaml")
+        multi = len(tr.seeds) > 1
+        for fold in tr.folds:
+            for seed in tr.seeds:
+                outcomes[(fold, seed)] = _train_fold(
+                    with_seed(tr.params, seed),
+                    tr,
+                    fold,
+                    key=run_key(fold, seed, multi),
+                    keep_example=(fold, seed) == (tr.model_fold, tr.seeds[0]),
+                )
+        summary = _summarise(tr, outcomes, store)
+        write_json(tr.session_path, {**tr.session, "finished": True})
+    log.info(
+        "val UAR %s", ", ".join(f"fold {o.key}: {o.val['val_uar']:.4f}" for o in outcomes.values())
+    )
+    return summary
+
+
+def _plan(params: Params) -> TrainRun:
+    """Resolve params, check folds and scaling, gather the run-wide tags (nothing logged yet)."""
     resolved, applied = resolve_params(params)
     cfg = resolved.train
     cache = FeatureCache(resolved.cache.out)
@@ -101,15 +183,11 @@ def run(params: Params) -> dict[str, Any]:
         )
     if cfg.executor == "ray":
         ddp.check_scaling(cfg)
-    seeds = cfg.run_seeds()
-    multi = len(seeds) > 1
-    out = Path(cfg.out)
-    dataset = resolved.data.dataset
     fp = runs.data_fingerprint(cache.path)
     commit, dirty = git_state(".")
     tags = {
         **runs.stage_tags("train"),
-        "dataset": dataset,
+        "dataset": resolved.data.dataset,
         "protocol": cache.protocol,
         "leaky": str(cache.leaky),
         "git_commit": commit,
@@ -118,117 +196,91 @@ def run(params: Params) -> dict[str, Any]:
     }
     if cfg.preset not in (None, "none"):
         tags["preset"] = str(cfg.preset)
-    flat = flatten(resolved)
     config_doc = {
         "params": redact_obj(resolved.model_dump(mode="json")),
         "applied_overrides": applied,
     }
-    store = redact_uri(runs.tracking_uri(resolved.tracking))  # as configured, before setup
-    exp_id = runs.setup(resolved.tracking, dataset)
-    session_path = out / "checkpoints" / "mlflow.json"
-    session_key = config_fingerprint(cfg, fp["data_fingerprint"])
-    session = _read_session(session_path, session_key)
-    runs.close_stale(
-        exp_id, "train", keep=[session.get("parent"), *session.get("folds", {}).values()]
-    )
-    log.info(
-        "training %s folds %s x seeds %s (model: fold %d, seed %d) on %s; MLflow %s, experiment %s",
-        cfg.model.name,
-        folds,
-        seeds,
-        model_fold,
-        seeds[0],
-        f"{cfg.workers} Ray Train workers ({'GPU' if cfg.use_gpu else 'CPU'})"
-        if cfg.executor == "ray"
-        else resolve_device(cfg.device),
-        store,
-        runs.experiment_name(resolved.tracking, dataset),
+    return TrainRun(
+        params=resolved,
+        applied=applied,
+        cache=cache,
+        folds=folds,
+        seeds=cfg.run_seeds(),
+        model_fold=model_fold,
+        fp=fp,
+        commit=commit,
+        tags=tags,
+        config_doc=config_doc,
+        session_path=Path(cfg.out) / "checkpoints" / "mlflow.json",
     )
 
-    outcomes: dict[tuple[int, int], FoldOutcome] = {}
-    with runs.start(
-        exp_id, run_name=f"train-{cfg.model.name}", run_id=session.get("parent"), tags=tags
-    ) as parent:
-        parent_id = parent.info.run_id
-        session["parent"] = parent_id
-        write_json(session_path, session)
-        runs.log_params(flat)
-        runs.log_yaml(config_doc, "config/resolved_params.yaml")
-        for fold in folds:
-            for seed in seeds:
-                outcomes[(fold, seed)] = _train_fold(
-                    with_seed(resolved, seed),
-                    cache,
-                    fold,
-                    exp_id,
-                    parent_id,
-                    tags,
-                    config_doc,
-                    session,
-                    session_path,
-                    key=run_key(fold, seed, multi),
-                    keep_example=(fold, seed) == (model_fold, seeds[0]),
-                )
-        agg = aggregate_folds([o.val for o in outcomes.values()])
-        runs.log_metrics({f"{k}_mean": v["mean"] for k, v in agg.items()})
-        runs.log_metrics({f"{k}_std": v["std"] for k, v in agg.items()})
-        runs.log_metrics({"n_runs": len(outcomes)})
-        chosen = outcomes[(model_fold, seeds[0])]
-        first = {f: outcomes[(f, seeds[0])] for f in folds}
-        _copy_model(chosen.model_file, out / "model.pt")
-        plot_dir = out / "plots"
-        _write_curves(chosen.fit.history, plot_dir / "curves.csv")
-        plots.curves_png(
-            {f"fold {o.key}": o.fit.history for o in outcomes.values()},
-            plot_dir / "curves.png",
-            title=f"{dataset} {cfg.model.name}",
-        )
-        runs.log_artifact(plot_dir / "curves.png", "plots")
-        runs.log_artifact(plot_dir / "curves.csv", "plots")
-        summary = {
-            "dataset": dataset,
-            "protocol": cache.protocol,
-            "leaky": cache.leaky,
-            "n_folds": cache.n_folds,
-            "folds_trained": folds,
-            "seeds": seeds,
-            "model_fold": model_fold,
-            "model_seed": seeds[0],
-            "model": cfg.model.name,
-            "runs": [
-                {
-                    "fold": o.fold,
-                    "seed": o.seed,
-                    "key": o.key,
-                    "path": o.model_file.relative_to(out).as_posix(),
-                    **_run_record(o),
-                }
-                for o in outcomes.values()
-            ],
-            "folds": {str(k): _run_record(o) for k, o in first.items()},  # first seed's runs
-            "val": agg,  # mean/std over all (fold, seed) runs
-            "data": fp,
-            "git_commit": commit,
-            "applied_overrides": applied,
-            "mlflow": {
-                "tracking_uri": store,
-                "experiment": runs.experiment_name(resolved.tracking, dataset),
-                "experiment_id": exp_id,
-                "parent_run_id": parent_id,
-                "fold_run_ids": {str(k): o.run_id for k, o in first.items()},
-                "run_ids": {o.key: o.run_id for o in outcomes.values()},
-            },
-        }
-        summary["mlflow"].update(
-            _log_and_register(resolved, dataset, chosen, out / "model.pt", cache)
-        )
-        write_json(out / SUMMARY, summary)
-        runs.log_artifact(out / SUMMARY)
-        write_json(session_path, {**session, "finished": True})
-    log.info(
-        "val UAR %s", ", ".join(f"fold {o.key}: {o.val['val_uar']:.4f}" for o in outcomes.values())
+
+def _summarise(
+    tr: TrainRun, outcomes: dict[tuple[int, int], FoldOutcome], store: str
+) -> dict[str, Any]:
+    """Aggregate metrics, model.pt, curves, train_summary.json; log them to the parent run."""
+    cfg, out, cache, seeds = tr.params.train, tr.out, tr.cache, tr.seeds
+    agg = aggregate_folds([o.val for o in outcomes.values()])
+    runs.log_metrics({f"{k}_mean": v["mean"] for k, v in agg.items()})
+    runs.log_metrics({f"{k}_std": v["std"] for k, v in agg.items()})
+    runs.log_metrics({"n_runs": len(outcomes)})
+    chosen = outcomes[(tr.model_fold, seeds[0])]
+    first = {f: outcomes[(f, seeds[0])] for f in tr.folds}
+    _copy_model(chosen.model_file, out / "model.pt")
+    _curves(tr, chosen, outcomes)
+    summary = {
+        "dataset": tr.dataset,
+        "protocol": cache.protocol,
+        "leaky": cache.leaky,
+        "n_folds": cache.n_folds,
+        "folds_trained": tr.folds,
+        "seeds": seeds,
+        "model_fold": tr.model_fold,
+        "model_seed": seeds[0],
+        "model": cfg.model.name,
+        "runs": [
+            {
+                "fold": o.fold,
+                "seed": o.seed,
+                "key": o.key,
+                "path": o.model_file.relative_to(out).as_posix(),
+                **_run_record(o),
+            }
+            for o in outcomes.values()
+        ],
+        "folds": {str(k): _run_record(o) for k, o in first.items()},  # first seed's runs
+        "val": agg,  # mean/std over all (fold, seed) runs
+        "data": tr.fp,
+        "git_commit": tr.commit,
+        "applied_overrides": tr.applied,
+        "mlflow": {
+            "tracking_uri": store,
+            "experiment": runs.experiment_name(tr.params.tracking, tr.dataset),
+            "experiment_id": tr.exp_id,
+            "parent_run_id": tr.parent_id,
+            "fold_run_ids": {str(k): o.run_id for k, o in first.items()},
+            "run_ids": {o.key: o.run_id for o in outcomes.values()},
+        },
+    }
+    summary["mlflow"].update(
+        _log_and_register(tr.params, tr.dataset, chosen, out / "model.pt", cache)
     )
+    write_json(out / SUMMARY, summary)
+    runs.log_artifact(out / SUMMARY)
     return summary
+
+
+def _curves(tr: TrainRun, chosen: FoldOutcome, outcomes: dict[Any, FoldOutcome]) -> None:
+    """plots/curves.csv (the model run) and curves.png (every run); logged under plots/."""
+    plot_dir = tr.out / "plots"
+    _write_curves(chosen.fit.history, plot_dir / "curves.csv")
+    plots.curves_png(
+        {f"fold {o.key}": o.fit.history for o in outcomes.values()},
+        plot_dir / "curves.png",
+        title=f"{tr.dataset} {tr.params.train.model.name}",
+    )
+    runs.log_artifact(plot_dir / "curves.png", "plots")
+    runs.log_artifact(plot_dir / "curves.csv", "plots")
 
 
 def _run_record(o: FoldOutcome) -> dict[str, Any]:
@@ -245,70 +297,30 @@ def _run_record(o: FoldOutcome) -> dict[str, Any]:
 
 
 def _train_fold(
-    params: Params,
-    cache: FeatureCache,
-    fold: int,
-    exp_id: str,
-    parent_id: str,
-    tags: dict[str, str],
-    config_doc: dict[str, Any],
-    session: dict[str, Any],
-    session_path: Path,
-    *,
-    key: str,
-    keep_example: bool,
+    params: Params, tr: TrainRun, fold: int, *, key: str, keep_example: bool
 ) -> FoldOutcome:
-    """One (fold, seed) run; `params` carries the run's seed (with_seed)."""
+    """One (fold, seed) run in its own child MLflow run; `params` carries the seed (with_seed)."""
     cfg = params.train
-    seed = cfg.seed
-    out = Path(cfg.out)
-    setup = prepare_fold(params, cache, fold)
+    setup = prepare_fold(params, tr.cache, fold)
     device = resolve_device(cfg.device)
-    fold_runs = session.setdefault("folds", {})
+    fold_runs = tr.session.setdefault("folds", {})
     with runs.start(
-        exp_id,
+        tr.exp_id,
         run_name=f"fold-{key}",
         run_id=fold_runs.get(key),
-        parent_run_id=parent_id,
-        tags={**tags, "fold": str(fold), "seed": str(seed)},
+        parent_run_id=tr.parent_id,
+        tags={**tr.tags, "fold": str(fold), "seed": str(cfg.seed)},
     ) as child:
-        run_id = child.info.run_id
-        fold_runs[key] = run_id
-        write_json(session_path, session)
-        runs.log_params({**flatten(params), "fold": fold, "seed": seed})
-        runs.log_yaml(config_doc, "config/resolved_params.yaml")
+        run_id = fold_runs[key] = child.info.run_id
+        tr.save_session()
+        runs.log_params({**flatten(params), "fold": fold, "seed": cfg.seed})
+        runs.log_yaml(tr.config_doc, "config/resolved_params.yaml")
         t0 = time.perf_counter()
-        if cfg.executor == "ray":  # the same fit, data-parallel; rank 0 logs the epochs
-            res = ddp.fit_on_ray(
-                params,
-                cache.path,
-                fold,
-                run_id=run_id,
-                tracking_uri=runs.current_uri(),
-                storage=out / "checkpoints" / "ray" / ("" if key == str(fold) else f"seed-{seed}"),
-            )
-        else:
-            res = fit(
-                setup.model,
-                setup.train_loader,
-                setup.val_loader,
-                cfg,
-                n_classes=len(setup.classes),
-                checkpoint_dir=out / "checkpoints" / f"fold-{key}",
-                on_epoch=lambda epoch, m: runs.log_epoch(m, epoch),
-                fingerprint=setup.fingerprint,
-                device=device,
-            )
-        if res.start_epoch:  # resumed: log epochs a previous run may not have recorded
-            have = runs.logged_steps(run_id, "val_uar")
-            for h in res.history[: res.start_epoch]:
-                if int(h["epoch"]) not in have:
-                    runs.log_epoch(h, int(h["epoch"]))
+        res = _fit(params, setup, tr, key=key, run_id=run_id, device=device)
         setup.model.load_state_dict(res.best_state)
         pred = predict(
             setup.model, setup.val_loader, device, amp=cfg.amp, label_smoothing=cfg.label_smoothing
         )
-        cm = confusion_matrix(pred.y_true, pred.y_pred, len(setup.classes))
         m = classification_metrics(pred.y_true, pred.y_pred, len(setup.classes))
         val = {
             "val_accuracy": m["accuracy"],
@@ -325,54 +337,121 @@ def _train_fold(
                 "train_time_s": time.perf_counter() - t0,
             }
         )
-        fold_dir = out / "plots" / f"fold-{key}"
-        plots.confusion_png(
-            cm,
-            setup.classes,
-            fold_dir / "confusion_val.png",
-            title=f"fold {fold} seed {seed} validation ({res.select} epoch {res.best_epoch})",
-        )
-        plots.curves_png({f"fold {key}": res.history}, fold_dir / "curves.png")
-        _write_curves(res.history, fold_dir / "curves.csv")
-        write_csv(fold_dir / "per_class_val.csv", pd.DataFrame(class_report(cm, setup.classes)))
-        runs.log_artifacts(fold_dir, "plots")
-        model_file = out / "folds" / f"fold-{key}.pt"
-        info = {
-            "fold": fold,
-            "seed": seed,
-            "best_epoch": res.best_epoch,
-            **val,
-            "stats": setup.stats,
-            "cache_meta": {k: cache.meta[k] for k in META_KEYS if k in cache.meta},
-            "protocol": cache.protocol,
-            "leaky": cache.leaky,
-            "mlflow_run_id": run_id,
-            "mlflow_parent_run_id": parent_id,
-            "data_fingerprint": tags.get("data_fingerprint", ""),
-            "git_commit": tags.get("git_commit", ""),
-        }
-        checkpoints.save_model_file(
-            model_file,
-            res.best_state,
-            params=redact_obj(params.model_dump(mode="json")),
-            classes=setup.classes,
-            dims=setup.dims,
-            info=info,
-        )
+        cm = confusion_matrix(pred.y_true, pred.y_pred, len(setup.classes))
+        _fold_reports(res, cm, setup.classes, tr.out / "plots", key=key, seed=cfg.seed)
+        model_file = tr.out / "folds" / f"fold-{key}.pt"
+        _save_fold_model(model_file, params, tr, setup, res, val, run_id)
         outcome = FoldOutcome(
-            fold=fold, seed=seed, key=key, fit=res, val=val, run_id=run_id, model_file=model_file
+            fold=fold,
+            seed=cfg.seed,
+            key=key,
+            fit=res,
+            val=val,
+            run_id=run_id,
+            model_file=model_file,
         )
         if keep_example:
-            from aver.tracking.pyfunc import input_example
-
-            setup.model.eval()
-            batch = next(iter(setup.val_loader))
-            outcome.example = input_example(batch)
-            with torch.no_grad():
-                ex = {k: torch.as_tensor(v).to(device) for k, v in outcome.example.items()}
-                outcome.example_probs = torch.softmax(setup.model(ex).logits.float(), -1).cpu()
-                outcome.example_probs = outcome.example_probs.numpy()
+            outcome.example, outcome.example_probs = _example(setup, device)
     return outcome
+
+
+def _fit(
+    params: Params, setup: FoldSetup, tr: TrainRun, *, key: str, run_id: str, device: Any
+) -> FitResult:
+    """fit here (or data-parallel on Ray), each epoch logged to the active (fold) run."""
+    cfg, out = params.train, tr.out
+    if cfg.executor == "ray":  # the same fit, data-parallel; rank 0 logs the epochs
+        seed_dir = "" if key == str(setup.fold) else f"seed-{cfg.seed}"
+        res = ddp.fit_on_ray(
+            params,
+            tr.cache.path,
+            setup.fold,
+            run_id=run_id,
+            tracking_uri=runs.current_uri(),
+            storage=out / "checkpoints" / "ray" / seed_dir,
+        )
+    else:
+        res = fit(
+            setup.model,
+            setup.train_loader,
+            setup.val_loader,
+            cfg,
+            n_classes=len(setup.classes),
+            checkpoint_dir=out / "checkpoints" / f"fold-{key}",
+            on_epoch=lambda epoch, m: runs.log_epoch(m, epoch),
+            fingerprint=setup.fingerprint,
+            device=device,
+        )
+    if res.start_epoch:  # resumed: log epochs a previous run may not have recorded
+        have = runs.logged_steps(run_id, "val_uar")
+        for h in res.history[: res.start_epoch]:
+            if int(h["epoch"]) not in have:
+                runs.log_epoch(h, int(h["epoch"]))
+    return res
+
+
+def _fold_reports(
+    res: FitResult, cm: np.ndarray, classes: list[str], plot_dir: Path, *, key: str, seed: int
+) -> None:
+    """Confusion matrix, curves and per-class recall of run `key`; logged under plots/."""
+    fold_dir = plot_dir / f"fold-{key}"
+    fold = key.split("-")[0]
+    plots.confusion_png(
+        cm,
+        classes,
+        fold_dir / "confusion_val.png",
+        title=f"fold {fold} seed {seed} validation ({res.select} epoch {res.best_epoch})",
+    )
+    plots.curves_png({f"fold {key}": res.history}, fold_dir / "curves.png")
+    _write_curves(res.history, fold_dir / "curves.csv")
+    write_csv(fold_dir / "per_class_val.csv", pd.DataFrame(class_report(cm, classes)))
+    runs.log_artifacts(fold_dir, "plots")
+
+
+def _save_fold_model(
+    model_file: Path,
+    params: Params,
+    tr: TrainRun,
+    setup: FoldSetup,
+    res: FitResult,
+    val: dict[str, float],
+    run_id: str,
+) -> None:
+    cache = tr.cache
+    info = {
+        "fold": setup.fold,
+        "seed": params.train.seed,
+        "best_epoch": res.best_epoch,
+        **val,
+        "stats": setup.stats,
+        "cache_meta": {k: cache.meta[k] for k in META_KEYS if k in cache.meta},
+        "protocol": cache.protocol,
+        "leaky": cache.leaky,
+        "mlflow_run_id": run_id,
+        "mlflow_parent_run_id": tr.parent_id,
+        "data_fingerprint": tr.tags.get("data_fingerprint", ""),
+        "git_commit": tr.tags.get("git_commit", ""),
+    }
+    checkpoints.save_model_file(
+        model_file,
+        res.best_state,
+        params=redact_obj(params.model_dump(mode="json")),
+        classes=setup.classes,
+        dims=setup.dims,
+        info=info,
+    )
+
+
+def _example(setup: FoldSetup, device: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """An input example (a validation batch) and the kept model's probabilities for it."""
+    from aver.tracking.pyfunc import input_example
+
+    setup.model.eval()
+    example = input_example(next(iter(setup.val_loader)))
+    with torch.no_grad():
+        ex = {k: torch.as_tensor(v).to(device) for k, v in example.items()}
+        probs = torch.softmax(setup.model(ex).logits.float(), -1).cpu().numpy()
+    return example, probs
 
 
 def _log_and_register(
