@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import cv2
 import numpy as np
@@ -47,7 +48,7 @@ def _photo_images() -> list[tuple[str, np.ndarray]]:
     import skimage.data
 
     out = []
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+    with cast(BinaryIO, matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as fh:
         out.append(
             ("grace_hopper", np.ascontiguousarray(matplotlib.image.imread(fh, format="jpg")))
         )

@@ -278,7 +278,7 @@ def run(params: Params) -> dict[str, Any]:
         )
         mlflow.log_artifact(str(plot_dir / "curves.png"), "plots")
         mlflow.log_artifact(str(plot_dir / "curves.csv"), "plots")
-        summary = {
+        summary: dict[str, Any] = {
             "dataset": dataset,
             "protocol": cache.protocol,
             "leaky": cache.leaky,
@@ -463,8 +463,8 @@ def _train_fold(
             outcome.example = input_example(batch)
             with torch.no_grad():
                 ex = {k: torch.as_tensor(v).to(device) for k, v in outcome.example.items()}
-                outcome.example_probs = torch.softmax(setup.model(ex).logits.float(), -1).cpu()
-                outcome.example_probs = outcome.example_probs.numpy()
+                probs = torch.softmax(setup.model(ex).logits.float(), -1).cpu()
+                outcome.example_probs = probs.numpy()
     return outcome
 
 
