@@ -251,6 +251,9 @@ def render_clip(
 
     `smile`/`frown`: expression strengths (0 = neutral face); `opening` (T,): jaw opening in [0, 1]
     per frame (from the audio's syllables); `times` (T,): frame times in seconds.
+
+    Long: the per-clip draws from `rng` and the per-frame warp share one fixed draw order that
+    the demo dataset (and the BENCHMARKS figures) depend on.
     """
     canvas, lm, size, margin = (
         appearance.canvas,

@@ -31,8 +31,8 @@ from aver.config import AlignConfig, Params
 from aver.errors import DataError
 from aver.faces.alignment import align_face
 from aver.faces.detectors import Detector, detect_frames, make_detector
+from aver.faces.face_track import detection_frames, track_faces
 from aver.faces.store import FaceStore, write_store
-from aver.faces.tracking import detection_frames, track_faces
 from aver.failures import (
     Failure,
     check_failure_fraction,

@@ -184,6 +184,11 @@ def _pick(streams, kind: str):
 
 
 def _describe(container, path: Path, size: int) -> MediaInfo:
+    """MediaInfo from one demux pass over the chosen streams (start, end, frames, rotation).
+
+    Long: one pass over the packets fills the per-stream first/last/count tables that the
+    decode check, the start/end times and the duration fallbacks all read.
+    """
     vstream = _pick(container.streams, "video")
     astream = _pick(container.streams, "audio")
     header = container.duration / 1e6 if container.duration else None
