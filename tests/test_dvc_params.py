@@ -52,7 +52,7 @@ def set_by_sweep() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def reads(tmp_path_factory) -> dict[str, set[str]]:
+def reads() -> dict[str, set[str]]:
     cache = Path.home() / ".cache" / "aver" / "mypy-params-reads"  # library types: a minute
     return field_reads(REPO / "src", cache)
 
