@@ -185,7 +185,7 @@ def predict(
 def set_loader_epoch(loader: Any, seed: int, epoch: int) -> None:
     """Make this epoch's order a function of (seed, epoch) only (needed for exact resume)."""
     for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
-        if hasattr(obj, "set_epoch"):
+        if obj is not None and hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
             return
     gen = getattr(loader, "generator", None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
@@ -187,7 +187,8 @@ def end_trial_runs(parent_run_id: str, results: tune.ResultGrid, *, stopped: boo
     first); older runs of a trial still RUNNING are attempts that died: KILLED.
     """
     ended: dict[str, tuple[str, str]] = {}
-    for result in results:
+    for i in range(len(results)):  # ResultGrid is indexable, not typed as iterable
+        result = results[i]
         metrics = result.metrics or {}
         if not metrics.get("trial_id"):
             continue
