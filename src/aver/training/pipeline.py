@@ -228,7 +228,7 @@ def _summarise(
     first = {f: outcomes[(f, seeds[0])] for f in tr.folds}
     _copy_model(chosen.model_file, out / "model.pt")
     _curves(tr, chosen, outcomes)
-    summary = {
+    summary: dict[str, Any] = {
         "dataset": tr.dataset,
         "protocol": cache.protocol,
         "leaky": cache.leaky,
