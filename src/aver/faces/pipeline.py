@@ -37,16 +37,12 @@ from aver.failures import (
     write_failures,
 )
 from aver.io.atomic import atomic_path, partial_dir, promote_dir, write_json
+from aver.output_settings import output_settings
 from aver.parallel import imap_unordered
 
 log = logging.getLogger(__name__)
 
 STAGE = "align"
-# Fields that change a clip's result; a partial dir built with other values is discarded.
-RESULT_FIELDS = (
-    "detector", "retinaface_weights", "retinaface_url", "sample_fps", "detect_every",
-    "detect_side", "min_face", "size", "smoothing", "min_detection_rate",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -226,7 +222,7 @@ def read_manifest(interim: str | Path) -> pd.DataFrame:
 
 def _reset_if_stale(work: Path, clips_dir: Path, cfg: AlignConfig) -> None:
     stamp = work / "align-params.json"
-    want = {k: getattr(cfg, k) for k in RESULT_FIELDS}
+    want = output_settings(cfg)
     if stamp.is_file():
         try:
             same = json.loads(stamp.read_text(encoding="utf-8")) == json.loads(json.dumps(want))

@@ -36,13 +36,10 @@ from aver.features.splits import make_splits, split_column, split_counts
 from aver.features.stats import ClipMoments, pooled_stats
 from aver.features.window import WindowSpec, clip_features
 from aver.io.atomic import partial_dir, promote_dir, write_csv, write_json
+from aver.output_settings import output_settings
 
 log = logging.getLogger(__name__)
 BASE_COLUMNS = ["clip_id", "label", "label_idx", "speaker", "fold", "shard", "row"]
-FEATURE_KEYS = (
-    "audio_feature", "n_mels", "n_mfcc", "win_ms", "hop_ms", "video_fps", "face_size",
-    "window_s", "crop",
-)  # fmt: skip
 
 
 def _read_csv(path: Path, fix: str) -> pd.DataFrame:
@@ -125,7 +122,7 @@ def run(params: Params) -> Path:
 
     spec = WindowSpec.from_config(cfg, sample_rate)
     shapes = spec.shapes()
-    settings = {k: getattr(cfg, k) for k in FEATURE_KEYS} | {"sample_rate": sample_rate}
+    settings = output_settings(cfg) | {"sample_rate": sample_rate}
     work = partial_dir(out)
     load_faces = face_loader(faces_dir)
     ids = clips["clip_id"].tolist()

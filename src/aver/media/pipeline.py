@@ -21,13 +21,12 @@ from aver.errors import AverError, DataError
 from aver.failures import Failure, check_failure_fraction, source_path, write_failures
 from aver.io.atomic import partial_dir, promote_dir, write_csv, write_json
 from aver.media.extract import MANIFEST_COLUMNS, extract_clip
+from aver.output_settings import output_settings
 from aver.parallel import imap_unordered
 
 log = logging.getLogger(__name__)
 STAGE = "extract"
 ROWS = ".rows"
-# Settings that change the outputs; a finished clip is reused only if they are unchanged.
-OUTPUT_SETTINGS = ("fps", "max_side", "sample_rate", "crf", "preset", "min_duration_s")
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,8 @@ def extract_job(job: Job) -> dict[str, Any] | Failure:
 
 
 def _settings(cfg: ExtractConfig) -> dict[str, Any]:
-    return {key: getattr(cfg, key) for key in OUTPUT_SETTINGS}
+    """The settings a finished clip is reused under (aver.output_settings)."""
+    return output_settings(cfg)
 
 
 def _finished_row(work: Path, clip_id: str, cfg: ExtractConfig) -> dict[str, Any] | None:
