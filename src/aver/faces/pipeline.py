@@ -9,6 +9,7 @@ shards, QA plots and failures.csv are written, and the directory is promoted ont
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -23,6 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from aver.config import AlignConfig, Params
+from aver.contracts import MANIFEST, RAW_INDEX, DatasetInfo
 from aver.errors import DataError
 from aver.faces.alignment import align_face
 from aver.faces.detectors import Detector, detect_frames, make_detector
@@ -199,37 +201,21 @@ def _done(job: ClipJob) -> dict | None:
 
 
 def read_manifest(interim: str | Path) -> pd.DataFrame:
-    """The extract stage's manifest.csv (clip_id, video, fps, ...)."""
-    path = Path(interim) / "manifest.csv"
-    if not path.is_file():
-        raise DataError(
-            "extract manifest missing", path=path, fix="run the extract stage first (dvc repro)"
-        )
-    table = pd.read_csv(path, dtype={"clip_id": str, "video": str})
-    missing = {"clip_id", "video"} - set(table.columns)
-    if missing:
-        raise DataError(
-            f"manifest lacks columns {sorted(missing)}", path=path, fix="rerun the extract stage"
-        )
-    return table.sort_values("clip_id").reset_index(drop=True)
+    """The extract stage's manifest.csv (clip_id, video, ...), sorted by clip_id."""
+    return MANIFEST.read(interim, need=("video",)).sort_values("clip_id").reset_index(drop=True)
 
 
 def _labels(root: str | Path) -> tuple[dict[str, str], list[str]]:
-    """clip_id -> label from data/raw/index.csv, and the class order from dataset.json."""
-    index, info = Path(root) / "index.csv", Path(root) / "dataset.json"
+    """clip_id -> label from data/raw/index.csv, and the class order from dataset.json (QA plots
+    only: either missing or malformed gives no labels, or the sorted labels as classes)."""
     labels: dict[str, str] = {}
-    if index.is_file():
-        table = pd.read_csv(index, dtype=str)
-        if {"clip_id", "label"} <= set(table.columns):
-            labels = dict(zip(table["clip_id"], table["label"]))
+    with contextlib.suppress(DataError):
+        table = RAW_INDEX.read(root, need=("label",))
+        labels = dict(zip(table["clip_id"], table["label"]))
     classes: list[str] = []
-    if info.is_file():
-        try:
-            classes = [str(c) for c in json.loads(info.read_text(encoding="utf-8"))["classes"]]
-        except (ValueError, KeyError, TypeError):
-            classes = []
-    classes = classes or sorted(set(labels.values()))
-    return labels, classes
+    with contextlib.suppress(DataError):
+        classes = DatasetInfo.read(root).classes
+    return labels, classes or sorted(set(labels.values()))
 
 
 def write_plots(

@@ -23,33 +23,27 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from aver.config import CacheConfig, Params
+from aver.contracts import (
+    FACE_INDEX,
+    FEATURE_INDEX,
+    MANIFEST,
+    RAW_INDEX,
+    DatasetInfo,
+    write_feature_meta,
+    write_feature_stats,
+)
 from aver.errors import DataError
 from aver.failures import Failure, source_paths
 from aver.features.cache import ShardBuffer, shard_moments, shard_name
 from aver.features.splits import make_splits, split_column, split_counts
 from aver.features.stats import ClipMoments, pooled_stats
 from aver.features.window import WindowSpec, clip_features
-from aver.io.atomic import write_csv, write_json
+from aver.io.atomic import write_json
 from aver.output_settings import output_settings
 from aver.resumable import ResumableRun
 
 log = logging.getLogger(__name__)
-BASE_COLUMNS = ["clip_id", "label", "label_idx", "speaker", "fold", "shard", "row"]
-
-
-def _read_csv(path: Path, fix: str) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError("input table missing", path=path, fix=fix)
-    try:
-        return pd.read_csv(path, dtype={"clip_id": str, "speaker": str, "label": str})
-    except (ValueError, OSError) as err:
-        raise DataError(f"unreadable table ({err})", path=path, fix=fix) from None
-
-
-def _require(frame: pd.DataFrame, cols: list[str], path: Path) -> None:
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise DataError(f"missing columns {missing}", path=path, fix="rerun the stage writing it")
+BASE_COLUMNS = list(FEATURE_INDEX.columns)
 
 
 def face_loader(faces_dir: Path) -> Callable[[str], Mapping[str, np.ndarray]]:
@@ -82,31 +76,24 @@ def _finished(shard_dir: Path, plan_digest: str) -> dict[str, Any] | None:
 class Inputs:
     """What the cache stage reads: dataset.json, the raw index, manifest and face index."""
 
-    dataset: dict[str, Any]
+    dataset: DatasetInfo
     raw: pd.DataFrame
     manifest: pd.DataFrame  # indexed by clip_id
     faces_index: pd.DataFrame  # indexed by clip_id
 
 
 def read_inputs(params: Params) -> Inputs:
-    """The upstream tables, validated (labels within dataset.json's classes)."""
-    raw_dir, interim = Path(params.data.root), Path(params.extract.out)
-    faces_dir = Path(params.align.out)
-    dataset_path = raw_dir / "dataset.json"
-    if not dataset_path.exists():
-        raise DataError("dataset.json missing", path=dataset_path, fix="run dvc repro download")
-    dataset = json.loads(dataset_path.read_text(encoding="utf-8"))
-    raw = _read_csv(raw_dir / "index.csv", "run dvc repro download")
-    _require(raw, ["clip_id", "label", "speaker"], raw_dir / "index.csv")
-    manifest = _read_csv(interim / "manifest.csv", "run dvc repro extract").set_index("clip_id")
-    _require(manifest, ["audio"], interim / "manifest.csv")
-    faces_index = _read_csv(faces_dir / "index.csv", "run dvc repro align").set_index("clip_id")
-    classes = list(dataset["classes"])
-    unknown = sorted(set(raw["label"]) - set(classes))
+    """The upstream tables (aver.contracts), labels checked against dataset.json's classes."""
+    raw_dir = Path(params.data.root)
+    dataset = DatasetInfo.read(raw_dir)
+    raw = RAW_INDEX.read(raw_dir, need=("label", "speaker"))
+    manifest = MANIFEST.read(params.extract.out, need=("audio",)).set_index("clip_id")
+    faces_index = FACE_INDEX.read(params.align.out, need=()).set_index("clip_id")
+    unknown = sorted(set(raw["label"]) - set(dataset.classes))
     if unknown:
         raise DataError(
-            f"labels {unknown} not in dataset.json classes {classes}",
-            path=raw_dir / "index.csv",
+            f"labels {unknown} not in dataset.json classes {dataset.classes}",
+            path=RAW_INDEX.path(raw_dir),
             fix="rerun dvc repro download",
         )
     return Inputs(dataset, raw, manifest, faces_index)
@@ -128,7 +115,7 @@ def run(params: Params) -> Path:
     raw, manifest, faces_index = inputs.raw, inputs.manifest, inputs.faces_index
     splits, summary = make_splits(
         raw, protocol=cfg.protocol, n_folds=cfg.n_folds,
-        default_folds=int(inputs.dataset.get("n_folds", 5)), val_fraction=cfg.val_fraction,
+        default_folds=inputs.dataset.n_folds, val_fraction=cfg.val_fraction,
         seed=cfg.seed,
     )  # fmt: skip
     usable = raw["clip_id"].isin(manifest.index) & raw["clip_id"].isin(faces_index.index)
@@ -162,8 +149,8 @@ def run(params: Params) -> Path:
         failures, len(ids), cfg.max_failure_fraction, source_paths(params.data.root)
     )
     index = write_tables(
-        stage.work, clips, written, splits, summary, classes=list(inputs.dataset["classes"]),
-        dataset_name=inputs.dataset.get("name"), cfg=cfg, sample_rate=sample_rate,
+        stage.work, clips, written, splits, summary, classes=inputs.dataset.classes,
+        dataset_name=inputs.dataset.name, cfg=cfg, sample_rate=sample_rate,
     )  # fmt: skip
     out = stage.promote()
     log.info("cached %d clips in %d shards -> %s", len(index), len(written.shards), out)
@@ -289,7 +276,7 @@ def write_tables(
         "shards": written.shards,
         "config": cfg.model_dump(),
     }
-    write_csv(work / "index.csv", index)
-    write_json(work / "stats.json", {"folds": stats})
-    write_json(work / "meta.json", meta)
+    FEATURE_INDEX.write(work, index)
+    write_feature_stats(work, stats)
+    write_feature_meta(work, meta)
     return index

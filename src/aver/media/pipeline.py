@@ -16,9 +16,10 @@ from typing import Any
 import pandas as pd
 
 from aver.config import ExtractConfig, Params
-from aver.errors import AverError, DataError
+from aver.contracts import MANIFEST, RAW_INDEX
+from aver.errors import AverError
 from aver.failures import Failure, source_path
-from aver.io.atomic import write_csv, write_json
+from aver.io.atomic import write_json
 from aver.media.extract import MANIFEST_COLUMNS, extract_clip
 from aver.output_settings import output_settings
 from aver.resumable import ResumableRun
@@ -43,7 +44,7 @@ def run(params: Params) -> None:
     """Extract 16 kHz mono WAV and constant-fps MP4 for every clip in data/raw/index.csv."""
     cfg = params.extract
     root = Path(params.data.root)
-    table = read_index(root / "index.csv")
+    table = RAW_INDEX.read(root, need=("path",))
     stage: ResumableRun[Job, dict[str, Any] | Failure] = ResumableRun(
         STAGE, cfg.out, output_settings(cfg), dirs=("audio", "video", ROWS), scratch=(ROWS,),
         log=log,
@@ -59,39 +60,13 @@ def run(params: Params) -> None:
     rows = {job.clip_id: r for job, r in results if not isinstance(r, Failure)}
     failures = [r for _, r in results if isinstance(r, Failure)]
     manifest = pd.DataFrame([rows[k] for k in sorted(rows)], columns=MANIFEST_COLUMNS)
-    write_csv(stage.work / "manifest.csv", manifest)
+    MANIFEST.write(stage.work, manifest)
     log.info(
         "extract: %d ok (%d reused), %d failed of %d clips",
         len(rows), stage.reused, len(failures), len(table),
     )  # fmt: skip
     stage.record_failures(failures, len(table), cfg.max_failure_fraction)
     log.info("wrote %s", stage.promote())
-
-
-def read_index(path: Path) -> pd.DataFrame:
-    """The download stage's index.csv (clip_id, path, ...), validated."""
-    if not path.is_file():
-        raise DataError(
-            "index.csv not found",
-            path=path,
-            fix="run the download stage first (dvc repro download)",
-        )
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"clip_id", "path"} - set(table.columns)
-    if missing:
-        raise DataError(
-            f"index.csv lacks columns {sorted(missing)}",
-            path=path,
-            fix="regenerate it with the download stage (dvc repro download)",
-        )
-    dupes = sorted(table["clip_id"][table["clip_id"].duplicated()].unique())
-    if dupes:
-        raise DataError(
-            f"duplicate clip_id values: {dupes[:5]}",
-            path=path,
-            fix="clip ids must be unique; regenerate index.csv",
-        )
-    return table
 
 
 def extract_job(job: Job) -> dict[str, Any] | Failure:
