@@ -245,14 +245,9 @@ def write_plots(
 
 def run(params: Params) -> dict:
     """Align faces of every extracted clip into `align.out` (resumable; see module docstring)."""
-    cfg = params.align
     interim = Path(params.extract.out)
     manifest = read_manifest(interim)
-    if cfg.detector == "retinaface":  # resolve (and download) once, before the workers start
-        from aver.faces.retinaface import resolve_weights
-
-        weights = resolve_weights(cfg, params.download)
-        cfg = cfg.model_copy(update={"retinaface_weights": str(weights)})
+    cfg = _with_weights(params)
     stage: ResumableRun[ClipJob, dict] = ResumableRun(
         STAGE, cfg.out, output_settings(cfg), dirs=(CLIPS,), scratch=(CLIPS,), log=log
     )
@@ -275,9 +270,8 @@ def run(params: Params) -> dict:
         for m in results.values()
         if m["status"] != "ok"
     ]
-    stage.record_failures(
-        failures, len(jobs), cfg.max_failure_fraction, source_paths(params.data.root)
-    )
+    sources = source_paths(params.data.root)
+    stage.record_failures(failures, len(jobs), cfg.max_failure_fraction, sources)
     ok = sorted(cid for cid, m in results.items() if m["status"] == "ok")
     write_store(stage.work, _packed(clips_dir, ok, results), max_bytes=cfg.shard_mb << 20)
     rates = [m["detection_rate"] for m in results.values() if "detection_rate" in m]
@@ -286,6 +280,17 @@ def run(params: Params) -> dict:
     summary = _summary(results, ok, len(failures), elapsed)
     log.info("align: %s", summary)
     return summary
+
+
+def _with_weights(params: Params) -> AlignConfig:
+    """align config with retinaface weights resolved (and downloaded) once, before the workers."""
+    cfg = params.align
+    if cfg.detector == "retinaface":
+        from aver.faces.retinaface import resolve_weights
+
+        weights = resolve_weights(cfg, params.download)
+        cfg = cfg.model_copy(update={"retinaface_weights": str(weights)})
+    return cfg
 
 
 def _packed(clips_dir: Path, ok: list[str], results: dict[str, dict]) -> Iterator[tuple]:

@@ -112,42 +112,25 @@ def run(params: Params) -> Path:
     """Compute log-mel/MFCC and face clips per clip into a memory-mappable feature cache."""
     cfg, sample_rate = params.cache, params.extract.sample_rate
     inputs = read_inputs(params)
-    raw, manifest, faces_index = inputs.raw, inputs.manifest, inputs.faces_index
     splits, summary = make_splits(
-        raw, protocol=cfg.protocol, n_folds=cfg.n_folds,
-        default_folds=inputs.dataset.n_folds, val_fraction=cfg.val_fraction,
-        seed=cfg.seed,
+        inputs.raw, protocol=cfg.protocol, n_folds=cfg.n_folds,
+        default_folds=inputs.dataset.n_folds, val_fraction=cfg.val_fraction, seed=cfg.seed,
     )  # fmt: skip
-    usable = raw["clip_id"].isin(manifest.index) & raw["clip_id"].isin(faces_index.index)
-    clips = raw[usable].sort_values("clip_id", kind="stable").reset_index(drop=True)
-    log.info("%d of %d clips have audio and faces", len(clips), len(raw))
-
+    clips = usable_clips(inputs)
+    ids = clips["clip_id"].tolist()
     settings = output_settings(cfg) | {"sample_rate": sample_rate}
     stage: ResumableRun[ShardJob, dict[str, Any]] = ResumableRun(
         "cache", cfg.out, settings, log=log
     )
-    ids = clips["clip_id"].tolist()
-    jobs = []
-    for s, i in enumerate(range(0, len(ids), cfg.shard_clips)):
-        chunk = ids[i : i + cfg.shard_clips]
-        upstream = [(c, manifest.loc[c].to_dict(), faces_index.loc[c].to_dict()) for c in chunk]
-        jobs.append(ShardJob(shard_name(s), chunk, _digest([settings, upstream])))
-    writer = ShardWriter(params, stage.work, manifest, len(ids))
-    written, failures = ShardLog(), []
-    for job, info in stage.results(jobs, writer.finished, writer, unit="shard", verb="cached"):
-        written.record(
-            job.name, info["rows"], shard_moments(stage.work / job.name, len(info["rows"]))
-        )
-        failures += [
-            Failure(f["clip_id"], str(manifest.at[f["clip_id"], "audio"]), "cache", f["reason"])
-            for f in info["failures"]
-        ]
+    writer = ShardWriter(params, stage.work, inputs.manifest, len(ids))
+    jobs = plan_shards(ids, inputs, settings, cfg.shard_clips)
+    results = stage.results(jobs, writer.finished, writer, unit="shard", verb="cached")
+    written, failures = _collect(stage.work, results, inputs.manifest)
     for stale in stage.work.glob("shard-*"):
         if stale.name not in written.shards:
             shutil.rmtree(stale)
-    stage.record_failures(
-        failures, len(ids), cfg.max_failure_fraction, source_paths(params.data.root)
-    )
+    sources = source_paths(params.data.root)
+    stage.record_failures(failures, len(ids), cfg.max_failure_fraction, sources)
     index = write_tables(
         stage.work, clips, written, splits, summary, classes=inputs.dataset.classes,
         dataset_name=inputs.dataset.name, cfg=cfg, sample_rate=sample_rate,
@@ -155,6 +138,46 @@ def run(params: Params) -> Path:
     out = stage.promote()
     log.info("cached %d clips in %d shards -> %s", len(index), len(written.shards), out)
     return out
+
+
+def usable_clips(inputs: Inputs) -> pd.DataFrame:
+    """The raw index rows with extracted audio and aligned faces, in clip_id order."""
+    raw = inputs.raw
+    usable = raw["clip_id"].isin(inputs.manifest.index) & raw["clip_id"].isin(
+        inputs.faces_index.index
+    )
+    clips = raw[usable].sort_values("clip_id", kind="stable").reset_index(drop=True)
+    log.info("%d of %d clips have audio and faces", len(clips), len(raw))
+    return clips
+
+
+def plan_shards(
+    ids: list[str], inputs: Inputs, settings: dict[str, Any], shard_clips: int
+) -> list[ShardJob]:
+    """`shard_clips` clips per shard; each shard's digest covers the settings and its inputs."""
+    jobs = []
+    for s, i in enumerate(range(0, len(ids), shard_clips)):
+        chunk = ids[i : i + shard_clips]
+        upstream = [
+            (c, inputs.manifest.loc[c].to_dict(), inputs.faces_index.loc[c].to_dict())
+            for c in chunk
+        ]
+        jobs.append(ShardJob(shard_name(s), chunk, _digest([settings, upstream])))
+    return jobs
+
+
+def _collect(
+    work: Path, results: list[tuple[ShardJob, dict[str, Any]]], manifest: pd.DataFrame
+) -> tuple[ShardLog, list[Failure]]:
+    """Where each clip went (and the shards' moments), and the clips that failed."""
+    written, failures = ShardLog(), []
+    for job, info in results:
+        written.record(job.name, info["rows"], shard_moments(work / job.name, len(info["rows"])))
+        failures += [
+            Failure(f["clip_id"], str(manifest.at[f["clip_id"], "audio"]), "cache", f["reason"])
+            for f in info["failures"]
+        ]
+    return written, failures
 
 
 class ShardWriter:
