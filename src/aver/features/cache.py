@@ -26,7 +26,7 @@ from aver.features.splits import SPLITS, split_column
 from aver.features.stats import ClipMoments, FoldStats, clip_moments
 from aver.io.atomic import write_npy
 
-FIX = "delete the cache directory (cache.out) and rerun the cache stage (dvc repro cache)"
+FIX = FEATURE_INDEX.fix
 Shapes = dict[str, tuple[tuple[int, ...], str]]
 STATS_CHUNK = 256
 
