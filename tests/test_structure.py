@@ -27,9 +27,7 @@ KNOWN_LONG: set[str] = {
     "aver.evaluation.pipeline:run",
     "aver.evaluation.pipeline:_log_to_mlflow",
     # temporary: being split in part 2 (one resumable-stage kernel)
-    "aver.features.pipeline:run",
     "aver.features.pipeline:write_tables",
-    "aver.faces.pipeline:run",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
 
 from aver import geometry
 from aver.errors import ConfigError
+from aver.output_settings import NOT_OUTPUT  # marks fields that do not change a stage's output
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # warnings already logged by this process (params validate often)
@@ -170,7 +171,7 @@ class DownloadConfig(Section):
 
 
 class ExtractConfig(Section):
-    out: str = "data/interim"
+    out: Annotated[str, NOT_OUTPUT] = "data/interim"
     fps: float = Field(25.0, gt=0)
     max_side: int = Field(320, ge=32, description="bound on the longer video side, pixels")
     sample_rate: int = Field(16000, ge=8000)
@@ -179,35 +180,35 @@ class ExtractConfig(Section):
         Field("veryfast", description="x264 speed/size trade-off")
     )
     min_duration_s: float = Field(0.5, ge=0)
-    max_failure_fraction: float = Field(0.25, ge=0, le=1)
-    workers: int = Field(2, ge=1)
-    executor: Literal["local", "ray"] = "local"
+    max_failure_fraction: Annotated[float, NOT_OUTPUT] = Field(0.25, ge=0, le=1)
+    workers: Annotated[int, NOT_OUTPUT] = Field(2, ge=1)
+    executor: Annotated[Literal["local", "ray"], NOT_OUTPUT] = "local"
 
 
 class AlignConfig(Section):
-    out: str = "data/faces"
+    out: Annotated[str, NOT_OUTPUT] = "data/faces"
     detector: Literal["mtcnn", "retinaface"] = "mtcnn"
     retinaface_weights: str | None = Field(None, description="local .pth state dict")
     retinaface_url: str | None = Field(None, description="download once into weights_cache")
-    retinaface_sha256: str | None = None
-    weights_cache: str = "~/.cache/aver/weights"
+    retinaface_sha256: Annotated[str | None, NOT_OUTPUT] = None
+    weights_cache: Annotated[str, NOT_OUTPUT] = "~/.cache/aver/weights"
     sample_fps: float = Field(25.0, gt=0, description="frames per second to align")
     detect_every: int = Field(5, ge=1)
-    batch_size: int = Field(32, ge=1)
+    batch_size: Annotated[int, NOT_OUTPUT] = Field(32, ge=1)
     detect_side: int = Field(256, ge=32, description="longer side of frames fed to the detector")
     min_face: int = Field(20, ge=8, description="smallest face side in detection pixels (mtcnn)")
     size: int = Field(112, ge=32)
     smoothing: float = Field(0.5, ge=0, lt=1, description="EMA weight of the previous box")
     min_detection_rate: float = Field(0.5, ge=0, le=1)
-    max_failure_fraction: float = Field(0.25, ge=0, le=1)
-    shard_mb: int = Field(256, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    executor: Literal["local", "ray"] = "local"
-    workers: int = Field(2, ge=1)
+    max_failure_fraction: Annotated[float, NOT_OUTPUT] = Field(0.25, ge=0, le=1)
+    shard_mb: Annotated[int, NOT_OUTPUT] = Field(256, ge=1)
+    device: Annotated[Literal["auto", "cpu", "cuda"], NOT_OUTPUT] = "auto"
+    executor: Annotated[Literal["local", "ray"], NOT_OUTPUT] = "local"
+    workers: Annotated[int, NOT_OUTPUT] = Field(2, ge=1)
 
 
 class CacheConfig(Section):
-    out: str = "data/features"
+    out: Annotated[str, NOT_OUTPUT] = "data/features"
     audio_feature: Literal["logmel", "mfcc"] = "logmel"
     n_mels: int = Field(64, ge=8)
     n_mfcc: int = Field(10, ge=2)
@@ -217,12 +218,15 @@ class CacheConfig(Section):
     face_size: int = Field(64, ge=16, description="face side stored in the cache")
     window_s: float = Field(2.0, gt=0)
     crop: Literal["center", "start"] = "center"
-    protocol: Literal["speaker_kfold", "random"] = "speaker_kfold"
-    n_folds: int | None = Field(None, ge=2, description="default: the dataset's")
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    seed: int = 0
-    shard_clips: int = Field(1024, ge=1)
-    max_failure_fraction: float = Field(0.25, ge=0, le=1)
+    # The splits, index.csv and stats.json are recomputed on every run; only shards are reused.
+    protocol: Annotated[Literal["speaker_kfold", "random"], NOT_OUTPUT] = "speaker_kfold"
+    n_folds: Annotated[int | None, NOT_OUTPUT] = Field(
+        None, ge=2, description="default: the dataset's"
+    )
+    val_fraction: Annotated[float, NOT_OUTPUT] = Field(0.2, gt=0, lt=1)
+    seed: Annotated[int, NOT_OUTPUT] = 0
+    shard_clips: Annotated[int, NOT_OUTPUT] = Field(1024, ge=1)
+    max_failure_fraction: Annotated[float, NOT_OUTPUT] = Field(0.25, ge=0, le=1)
 
 
 # avtca variant -> (IT heads, CT heads); aver.models.avtca.VARIANTS is this table.
@@ -320,8 +324,8 @@ class TrackingConfig(Section):
 
 
 class TrainConfig(Section):
-    out: str = "models"
-    preset: Literal["none", "avtca_paper", "demo_fast"] | None = None
+    out: Annotated[str, NOT_OUTPUT] = "models"
+    preset: Annotated[Literal["none", "avtca_paper", "demo_fast"] | None, NOT_OUTPUT] = None
     model: ModelConfig = ModelConfig()
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
@@ -340,28 +344,39 @@ class TrainConfig(Section):
     early_stop_patience: int | None = Field(
         20, ge=1, description="epochs without val UAR gain; select last: off unless given"
     )
-    select: Literal["best", "last"] = Field(
+    # NOT_OUTPUT: the checkpoint holds both the last and the best weights.
+    select: Annotated[Literal["best", "last"], NOT_OUTPUT] = Field(
         "best", description="weights kept as the model: best val UAR epoch, or the last epoch"
     )
     amp: bool = Field(False, description="mixed precision; CUDA only (ignored on CPU)")
-    compile: bool = Field(False, description="torch.compile; CUDA only (ignored on CPU)")
+    compile: Annotated[bool, NOT_OUTPUT] = Field(
+        False, description="torch.compile; CUDA only (ignored on CPU)"
+    )
     seed: int = 0
     seeds: list[int] | None = Field(
         None, description="train every fold once per seed; null: [train.seed]"
     )
     deterministic: bool = Field(True, description="deterministic torch algorithms (warn only)")
-    folds: Literal["all"] | list[int] = Field(default_factory=lambda: [0])
-    model_fold: int | None = Field(None, ge=0, description="fold saved as model.pt; default first")
-    use_tuned: bool = False
-    tuned_params: str = Field("reports/tune/best_params.yaml", description="read if use_tuned")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_workers: int = Field(0, ge=0)
+    folds: Annotated[Literal["all"] | list[int], NOT_OUTPUT] = Field(default_factory=lambda: [0])
+    model_fold: Annotated[int | None, NOT_OUTPUT] = Field(
+        None, ge=0, description="fold saved as model.pt; default first"
+    )
+    use_tuned: Annotated[bool, NOT_OUTPUT] = False
+    tuned_params: Annotated[str, NOT_OUTPUT] = Field(
+        "reports/tune/best_params.yaml", description="read if use_tuned"
+    )
+    device: Annotated[Literal["auto", "cpu", "cuda"], NOT_OUTPUT] = "auto"
+    num_workers: Annotated[int, NOT_OUTPUT] = Field(0, ge=0)
     augment: bool = True
-    executor: Literal["local", "ray"] = Field(
+    executor: Annotated[Literal["local", "ray"], NOT_OUTPUT] = Field(
         "local", description="ray: one data-parallel (DDP) run over Ray Train workers"
     )
-    workers: int = Field(1, ge=1, description="executor ray: workers; batch_size stays global")
-    use_gpu: bool = Field(False, description="executor ray: a GPU per worker (nccl), else gloo")
+    workers: Annotated[int, NOT_OUTPUT] = Field(
+        1, ge=1, description="executor ray: workers; batch_size stays global"
+    )
+    use_gpu: Annotated[bool, NOT_OUTPUT] = Field(
+        False, description="executor ray: a GPU per worker (nccl), else gloo"
+    )
 
     @model_validator(mode="before")
     @classmethod

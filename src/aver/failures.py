@@ -13,6 +13,7 @@ from pathlib import Path, PurePath
 
 import pandas as pd
 
+from aver.contracts import RAW_INDEX
 from aver.errors import DataError
 from aver.io.atomic import write_csv
 
@@ -34,11 +35,9 @@ def source_path(data_root: str | Path, path: str) -> str:
 
 def source_paths(data_root: str | Path) -> dict[str, str]:
     """clip_id -> original media file, from `<data_root>/index.csv` ({} when there is none)."""
-    index = Path(data_root) / "index.csv"
-    if not index.is_file():
-        return {}
-    frame = pd.read_csv(index, dtype=str, keep_default_na=False)
-    if not {"clip_id", "path"} <= set(frame.columns):
+    try:
+        frame = RAW_INDEX.read(data_root, need=("path",))
+    except DataError:
         return {}
     return {c: source_path(data_root, p) for c, p in zip(frame["clip_id"], frame["path"])}
 

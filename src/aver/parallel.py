@@ -28,6 +28,7 @@ def imap_unordered(
     executor: Executor = "local",
     workers: int = 1,
     desc: str = "",
+    unit: str = "clip",
     ray_num_cpus: float = 1.0,
 ) -> Iterator[tuple[T, R]]:
     """Yield (item, fn(item)) as results complete, with a progress bar.
@@ -37,7 +38,7 @@ def imap_unordered(
     `executor="ray"` connects to RAY_ADDRESS when set, else starts a local Ray.
     """
     items = list(items)
-    bar = tqdm(total=len(items), desc=desc, unit="clip", disable=not items)
+    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not items)
     try:
         if executor == "ray":
             yield from _ray_map(fn, items, bar, ray_num_cpus)

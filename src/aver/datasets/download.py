@@ -15,16 +15,17 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from aver.config import DownloadConfig, Params
+from aver.contracts import RAW_INDEX, DatasetInfo
 from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.errors import AverError, DataError, DownloadError
 from aver.io.archives import safe_extract
-from aver.io.atomic import remove_stale_temps, write_csv, write_json
+from aver.io.atomic import remove_stale_temps
 from aver.io.http import download
 from aver.io.lockfile import LOCK_NAME, DownloadLock
 
 log = logging.getLogger(__name__)
 
-BASE_COLUMNS = ["clip_id", "path", "label", "speaker"]
+BASE_COLUMNS = list(RAW_INDEX.columns)
 
 
 def run(params: Params, spec: DatasetSpec | None = None) -> None:
@@ -55,16 +56,8 @@ def run(params: Params, spec: DatasetSpec | None = None) -> None:
         )
     spec.check_samples(samples, classes, params)
     frame = index_frame(samples, root, classes)
-    write_csv(root / "index.csv", frame)
-    write_json(
-        root / "dataset.json",
-        {
-            "name": spec.name,
-            "classes": classes,
-            "n_folds": spec.folds(samples),
-            "n_clips": len(frame),
-        },
-    )
+    RAW_INDEX.write(root, frame)
+    DatasetInfo(spec.name, classes, spec.folds(samples), len(frame)).write(root)
     counts = Counter(frame["label"])
     log.info(
         "%s: %d clips, %d speakers, %d classes (%s) -> %s",

@@ -9,11 +9,11 @@ shards, QA plots and failures.csv are written, and the directory is promoted ont
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,29 +28,21 @@ if TYPE_CHECKING:
     import av
 
 from aver.config import AlignConfig, Params
+from aver.contracts import MANIFEST, RAW_INDEX, DatasetInfo
 from aver.errors import DataError
 from aver.faces.alignment import align_face
 from aver.faces.detectors import Detector, detect_frames, make_detector
 from aver.faces.face_track import detection_frames, track_faces
 from aver.faces.store import FaceStore, write_store
-from aver.failures import (
-    Failure,
-    check_failure_fraction,
-    source_paths,
-    with_sources,
-    write_failures,
-)
-from aver.io.atomic import atomic_path, partial_dir, promote_dir, write_json
-from aver.parallel import imap_unordered
+from aver.failures import Failure, source_paths
+from aver.io.atomic import atomic_path, write_json
+from aver.output_settings import output_settings
+from aver.resumable import ResumableRun
 
 log = logging.getLogger(__name__)
 
 STAGE = "align"
-# Fields that change a clip's result; a partial dir built with other values is discarded.
-RESULT_FIELDS = (
-    "detector", "retinaface_weights", "retinaface_url", "sample_fps", "detect_every",
-    "detect_side", "min_face", "size", "smoothing", "min_detection_rate",
-)  # fmt: skip
+CLIPS = "clips"  # per-clip results (npz + json) in the partial dir, packed into shards at the end
 
 
 @dataclass(frozen=True)
@@ -217,52 +209,21 @@ def _done(job: ClipJob) -> dict | None:
 
 
 def read_manifest(interim: str | Path) -> pd.DataFrame:
-    """The extract stage's manifest.csv (clip_id, video, fps, ...)."""
-    path = Path(interim) / "manifest.csv"
-    if not path.is_file():
-        raise DataError(
-            "extract manifest missing", path=path, fix="run the extract stage first (dvc repro)"
-        )
-    table = pd.read_csv(path, dtype={"clip_id": str, "video": str})
-    missing = {"clip_id", "video"} - set(table.columns)
-    if missing:
-        raise DataError(
-            f"manifest lacks columns {sorted(missing)}", path=path, fix="rerun the extract stage"
-        )
-    return table.sort_values("clip_id").reset_index(drop=True)
-
-
-def _reset_if_stale(work: Path, clips_dir: Path, cfg: AlignConfig) -> None:
-    stamp = work / "align-params.json"
-    want = {k: getattr(cfg, k) for k in RESULT_FIELDS}
-    if stamp.is_file():
-        try:
-            same = json.loads(stamp.read_text(encoding="utf-8")) == json.loads(json.dumps(want))
-        except ValueError:
-            same = False
-        if not same:
-            log.info("align params changed since the interrupted run: starting over")
-            shutil.rmtree(clips_dir, ignore_errors=True)
-    clips_dir.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, want)
+    """The extract stage's manifest.csv (clip_id, video, ...), sorted by clip_id."""
+    return MANIFEST.read(interim, need=("video",)).sort_values("clip_id").reset_index(drop=True)
 
 
 def _labels(root: str | Path) -> tuple[dict[str, str], list[str]]:
-    """clip_id -> label from data/raw/index.csv, and the class order from dataset.json."""
-    index, info = Path(root) / "index.csv", Path(root) / "dataset.json"
+    """clip_id -> label from data/raw/index.csv, and the class order from dataset.json (QA plots
+    only: either missing or malformed gives no labels, or the sorted labels as classes)."""
     labels: dict[str, str] = {}
-    if index.is_file():
-        table = pd.read_csv(index, dtype=str)
-        if {"clip_id", "label"} <= set(table.columns):
-            labels = dict(zip(table["clip_id"], table["label"]))
+    with contextlib.suppress(DataError):
+        table = RAW_INDEX.read(root, need=("label",))
+        labels = dict(zip(table["clip_id"], table["label"]))
     classes: list[str] = []
-    if info.is_file():
-        try:
-            classes = [str(c) for c in json.loads(info.read_text(encoding="utf-8"))["classes"]]
-        except (ValueError, KeyError, TypeError):
-            classes = []
-    classes = classes or sorted(set(labels.values()))
-    return labels, classes
+    with contextlib.suppress(DataError):
+        classes = DatasetInfo.read(root).classes
+    return labels, classes or sorted(set(labels.values()))
 
 
 def write_plots(
@@ -292,74 +253,69 @@ def write_plots(
 
 def run(params: Params) -> dict:
     """Align faces of every extracted clip into `align.out` (resumable; see module docstring)."""
-    cfg = params.align
-    interim, out = Path(params.extract.out), Path(cfg.out)
+    interim = Path(params.extract.out)
     manifest = read_manifest(interim)
-    if cfg.detector == "retinaface":  # resolve (and download) once, before the workers start
-        from aver.faces.retinaface import resolve_weights
-
-        weights = resolve_weights(cfg, params.download)
-        cfg = cfg.model_copy(update={"retinaface_weights": str(weights)})
-    work = partial_dir(out)
-    clips_dir = work / "clips"
-    _reset_if_stale(work, clips_dir, cfg)
-
+    cfg = _with_weights(params)
+    stage: ResumableRun[ClipJob, dict] = ResumableRun(
+        STAGE, cfg.out, output_settings(cfg), dirs=(CLIPS,), scratch=(CLIPS,), log=log
+    )
+    clips_dir = stage.work / CLIPS
     jobs = [
         ClipJob(row.clip_id, str((interim / row.video).resolve()), row.video, str(clips_dir), cfg)
         for row in manifest.itertuples()
     ]
-    results: dict[str, dict] = {}
-    todo = []
-    for job in jobs:
-        meta = _done(job)
-        if meta is None:
-            todo.append(job)
-        else:
-            results[job.clip_id] = meta
-    if results:
-        log.info("resuming: %d of %d clips already aligned", len(results), len(jobs))
     start = time.perf_counter()
-    for job, meta in imap_unordered(
-        process_clip, todo, executor=cfg.executor, workers=cfg.workers, desc=STAGE
-    ):
-        results[job.clip_id] = meta
+    results = dict(
+        (job.clip_id, meta)
+        for job, meta in stage.results(
+            jobs, _done, process_clip, executor=cfg.executor, workers=cfg.workers,
+            verb="aligned",
+        )
+    )  # fmt: skip
     elapsed = time.perf_counter() - start
-
     failures = [
         Failure(m["clip_id"], m["path"], STAGE, m["reason"])
         for m in results.values()
         if m["status"] != "ok"
     ]
-    failures = with_sources(failures, source_paths(params.data.root))
-    table = work / "failures.csv"
-    write_failures(table, failures)
-    check_failure_fraction(failures, len(jobs), cfg.max_failure_fraction, STAGE, table)
-
+    sources = source_paths(params.data.root)
+    stage.record_failures(failures, len(jobs), cfg.max_failure_fraction, sources)
     ok = sorted(cid for cid, m in results.items() if m["status"] == "ok")
-
-    def packed():
-        for cid in tqdm(ok, desc="align: pack shards", unit="clip"):
-            with np.load(_result_paths(clips_dir, cid)[0], allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
-            yield cid, arrays, results[cid]
-
-    write_store(work, packed(), max_bytes=cfg.shard_mb << 20)
+    write_store(stage.work, _packed(clips_dir, ok, results), max_bytes=cfg.shard_mb << 20)
     rates = [m["detection_rate"] for m in results.values() if "detection_rate" in m]
-    write_plots(FaceStore(work), rates, params.data.root, work, cfg.min_detection_rate)
-    shutil.rmtree(clips_dir)
-    (work / "align-params.json").unlink()
-    promote_dir(work, out)
-
-    frames = sum(int(results[c]["n_frames"]) for c in ok)
-    summary = {
-        "clips": len(jobs),
-        "aligned": len(ok),
-        "failed": len(failures),
-        "frames": frames,
-        "mean_detection_rate": float(np.mean([results[c]["detection_rate"] for c in ok]))
-        if ok
-        else 0.0,
-        "seconds": round(elapsed, 3),
-    }
+    write_plots(FaceStore(stage.work), rates, params.data.root, stage.work, cfg.min_detection_rate)
+    stage.promote()
+    summary = _summary(results, ok, len(failures), elapsed)
     log.info("align: %s", summary)
     return summary
+
+
+def _with_weights(params: Params) -> AlignConfig:
+    """align config with retinaface weights resolved (and downloaded) once, before the workers."""
+    cfg = params.align
+    if cfg.detector == "retinaface":
+        from aver.faces.retinaface import resolve_weights
+
+        weights = resolve_weights(cfg, params.download)
+        cfg = cfg.model_copy(update={"retinaface_weights": str(weights)})
+    return cfg
+
+
+def _packed(clips_dir: Path, ok: list[str], results: dict[str, dict]) -> Iterator[tuple]:
+    """(clip_id, arrays, meta) of the aligned clips, read back from their npz files."""
+    for cid in tqdm(ok, desc="align: pack shards", unit="clip"):
+        with np.load(_result_paths(clips_dir, cid)[0], allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+        yield cid, arrays, results[cid]
+
+
+def _summary(results: dict[str, dict], ok: list[str], failed: int, elapsed: float) -> dict:
+    rates = [results[c]["detection_rate"] for c in ok]
+    return {
+        "clips": len(results),
+        "aligned": len(ok),
+        "failed": failed,
+        "frames": sum(int(results[c]["n_frames"]) for c in ok),
+        "mean_detection_rate": float(np.mean(rates)) if ok else 0.0,
+        "seconds": round(elapsed, 3),
+    }

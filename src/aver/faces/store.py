@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aver.contracts import FACE_INDEX
 from aver.errors import DataError
-from aver.io.atomic import write_csv
 from aver.io.shards import ShardReader, ShardWriter
 
 ARRAYS = ("frames", "times", "detected", "landmarks")
-INDEX_COLUMNS = ["clip_id", "shard", "offset", "n_frames", "detection_rate", "fps"]
-_FIX = "delete the align output and rerun the stage (dvc repro align)"
+INDEX_COLUMNS = list(FACE_INDEX.columns)
+_FIX = FACE_INDEX.fix
 
 
 def write_store(
@@ -44,7 +44,7 @@ def write_store(
         for r in shards.itertuples()
     ]
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("clip_id")
-    write_csv(out_dir / "index.csv", index)
+    FACE_INDEX.write(out_dir, index)
     return index
 
 
@@ -53,16 +53,7 @@ class FaceStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        index_path = self.path / "index.csv"
-        if not index_path.is_file():
-            raise DataError("aligned-face index missing", path=index_path, fix=_FIX)
-        try:
-            self.index = pd.read_csv(index_path, dtype={"clip_id": str, "shard": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise DataError(f"unreadable index ({err})", path=index_path, fix=_FIX) from None
-        missing = set(INDEX_COLUMNS) - set(self.index.columns)
-        if missing:
-            raise DataError(f"index lacks columns {sorted(missing)}", path=index_path, fix=_FIX)
+        self.index = FACE_INDEX.read(self.path)
         self._reader = ShardReader(self.path)
 
     @property

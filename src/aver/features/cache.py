@@ -14,20 +14,19 @@ number of clips can be iterated in bounded memory; `FeatureCache.mmap` gives num
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from aver.contracts import FEATURE_INDEX, read_feature_meta, read_feature_stats
 from aver.errors import DataError
 from aver.features.splits import SPLITS, split_column
 from aver.features.stats import ClipMoments, FoldStats, clip_moments
 from aver.io.atomic import write_npy
 
-FIX = "delete the cache directory (cache.out) and rerun the cache stage (dvc repro cache)"
+FIX = FEATURE_INDEX.fix
 Shapes = dict[str, tuple[tuple[int, ...], str]]
 STATS_CHUNK = 256
 
@@ -153,15 +152,6 @@ def shard_moments(shard_dir: str | Path, n: int) -> ClipMoments:
     return ClipMoments.concat(parts)
 
 
-def _read_json(path: Path) -> Any:
-    if not path.exists():
-        raise DataError("cache file missing", path=path, fix=FIX)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as err:
-        raise DataError(f"corrupt cache file ({err})", path=path, fix=FIX) from None
-
-
 class FeatureCache:
     """Read access to a feature cache directory (validated on open)."""
 
@@ -169,16 +159,11 @@ class FeatureCache:
         self.path = Path(path)
         if not self.path.is_dir():
             raise DataError("feature cache not found", path=self.path, fix=FIX)
-        self.meta: dict[str, Any] = _read_json(self.path / "meta.json")
-        raw_stats = _read_json(self.path / "stats.json")
-        index_path = self.path / "index.csv"
-        if not index_path.exists():
-            raise DataError("cache file missing", path=index_path, fix=FIX)
+        self.meta: dict[str, Any] = read_feature_meta(self.path)
+        raw_stats = read_feature_stats(self.path)
+        self.index = FEATURE_INDEX.read(self.path)
         try:
-            self.index = pd.read_csv(
-                index_path, dtype={"clip_id": str, "speaker": str, "label": str, "shard": str}
-            )
-            self.stats = {int(k): FoldStats.from_dict(v) for k, v in raw_stats["folds"].items()}
+            self.stats = {k: FoldStats.from_dict(v) for k, v in raw_stats.items()}
             self.classes: list[str] = list(self.meta["classes"])
             self.n_folds = int(self.meta["n_folds"])
             self.shapes: Shapes = {k: (tuple(v[0]), v[1]) for k, v in self.meta["arrays"].items()}

@@ -1,9 +1,9 @@
 """The `cache` stage: raw index + extracted audio + aligned faces -> data/features/.
 
 Clips are taken in clip_id order and written shard by shard (`cache.shard_clips` per shard) into
-`<out>.partial/`; a finished shard (its `done.json` matching the plan and the feature settings)
-is skipped on a rerun. Then per-fold statistics are computed from training clips only, and the
-directory is promoted onto `cache.out`.
+`<out>.partial/` (aver.resumable); a finished shard (its `done.json` matching the plan and the
+feature settings) is skipped on a rerun. Then per-fold statistics are computed from training
+clips only, and the directory is promoted onto `cache.out`.
 """
 
 from __future__ import annotations
@@ -23,41 +23,27 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from aver.config import CacheConfig, Params
-from aver.errors import DataError
-from aver.failures import (
-    Failure,
-    check_failure_fraction,
-    source_paths,
-    with_sources,
-    write_failures,
+from aver.contracts import (
+    FACE_INDEX,
+    FEATURE_INDEX,
+    MANIFEST,
+    RAW_INDEX,
+    DatasetInfo,
+    write_feature_meta,
+    write_feature_stats,
 )
+from aver.errors import DataError
+from aver.failures import Failure, source_paths
 from aver.features.cache import ShardBuffer, shard_moments, shard_name
 from aver.features.splits import make_splits, split_column, split_counts
 from aver.features.stats import ClipMoments, pooled_stats
 from aver.features.window import WindowSpec, clip_features
-from aver.io.atomic import partial_dir, promote_dir, write_csv, write_json
+from aver.io.atomic import write_json
+from aver.output_settings import output_settings
+from aver.resumable import ResumableRun
 
 log = logging.getLogger(__name__)
-BASE_COLUMNS = ["clip_id", "label", "label_idx", "speaker", "fold", "shard", "row"]
-FEATURE_KEYS = (
-    "audio_feature", "n_mels", "n_mfcc", "win_ms", "hop_ms", "video_fps", "face_size",
-    "window_s", "crop",
-)  # fmt: skip
-
-
-def _read_csv(path: Path, fix: str) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError("input table missing", path=path, fix=fix)
-    try:
-        return pd.read_csv(path, dtype={"clip_id": str, "speaker": str, "label": str})
-    except (ValueError, OSError) as err:
-        raise DataError(f"unreadable table ({err})", path=path, fix=fix) from None
-
-
-def _require(frame: pd.DataFrame, cols: list[str], path: Path) -> None:
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise DataError(f"missing columns {missing}", path=path, fix="rerun the stage writing it")
+BASE_COLUMNS = list(FEATURE_INDEX.columns)
 
 
 def face_loader(faces_dir: Path) -> Callable[[str], Mapping[str, np.ndarray]]:
@@ -86,106 +72,150 @@ def _finished(shard_dir: Path, plan_digest: str) -> dict[str, Any] | None:
     return info if info.get("plan") == plan_digest else None
 
 
-def run(params: Params) -> Path:
-    """Compute log-mel/MFCC and face clips per clip into a memory-mappable feature cache."""
-    cfg = params.cache
-    raw_dir, interim = Path(params.data.root), Path(params.extract.out)
-    faces_dir, out = Path(params.align.out), Path(cfg.out)
-    sample_rate = params.extract.sample_rate
+@dataclass(frozen=True)
+class Inputs:
+    """What the cache stage reads: dataset.json, the raw index, manifest and face index."""
 
-    dataset_path = raw_dir / "dataset.json"
-    if not dataset_path.exists():
-        raise DataError("dataset.json missing", path=dataset_path, fix="run dvc repro download")
-    dataset = json.loads(dataset_path.read_text(encoding="utf-8"))
-    classes = list(dataset["classes"])
-    raw = _read_csv(raw_dir / "index.csv", "run dvc repro download")
-    _require(raw, ["clip_id", "label", "speaker"], raw_dir / "index.csv")
-    manifest = _read_csv(interim / "manifest.csv", "run dvc repro extract").set_index("clip_id")
-    _require(manifest, ["audio"], interim / "manifest.csv")
-    faces_index = _read_csv(faces_dir / "index.csv", "run dvc repro align").set_index("clip_id")
+    dataset: DatasetInfo
+    raw: pd.DataFrame
+    manifest: pd.DataFrame  # indexed by clip_id
+    faces_index: pd.DataFrame  # indexed by clip_id
 
-    unknown = sorted(set(raw["label"]) - set(classes))
+
+def read_inputs(params: Params) -> Inputs:
+    """The upstream tables (aver.contracts), labels checked against dataset.json's classes."""
+    raw_dir = Path(params.data.root)
+    dataset = DatasetInfo.read(raw_dir)
+    raw = RAW_INDEX.read(raw_dir, need=("label", "speaker"))
+    manifest = MANIFEST.read(params.extract.out, need=("audio",)).set_index("clip_id")
+    faces_index = FACE_INDEX.read(params.align.out, need=()).set_index("clip_id")
+    unknown = sorted(set(raw["label"]) - set(dataset.classes))
     if unknown:
         raise DataError(
-            f"labels {unknown} not in dataset.json classes {classes}",
-            path=raw_dir / "index.csv",
+            f"labels {unknown} not in dataset.json classes {dataset.classes}",
+            path=RAW_INDEX.path(raw_dir),
             fix="rerun dvc repro download",
         )
+    return Inputs(dataset, raw, manifest, faces_index)
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard to write: its clips and the digest of its settings and inputs."""
+
+    name: str
+    clip_ids: list[str]
+    digest: str
+
+
+def run(params: Params) -> Path:
+    """Compute log-mel/MFCC and face clips per clip into a memory-mappable feature cache."""
+    cfg, sample_rate = params.cache, params.extract.sample_rate
+    inputs = read_inputs(params)
     splits, summary = make_splits(
-        raw,
-        protocol=cfg.protocol,
-        n_folds=cfg.n_folds,
-        default_folds=int(dataset.get("n_folds", 5)),
-        val_fraction=cfg.val_fraction,
-        seed=cfg.seed,
+        inputs.raw, protocol=cfg.protocol, n_folds=cfg.n_folds,
+        default_folds=inputs.dataset.n_folds, val_fraction=cfg.val_fraction, seed=cfg.seed,
+    )  # fmt: skip
+    clips = usable_clips(inputs)
+    ids = clips["clip_id"].tolist()
+    settings = output_settings(cfg) | {"sample_rate": sample_rate}
+    stage: ResumableRun[ShardJob, dict[str, Any]] = ResumableRun(
+        "cache", cfg.out, settings, log=log
     )
-    usable = raw["clip_id"].isin(manifest.index) & raw["clip_id"].isin(faces_index.index)
+    writer = ShardWriter(params, stage.work, inputs.manifest, len(ids))
+    jobs = plan_shards(ids, inputs, settings, cfg.shard_clips)
+    results = stage.results(jobs, writer.finished, writer, unit="shard", verb="cached")
+    written, failures = _collect(stage.work, results, inputs.manifest)
+    for stale in stage.work.glob("shard-*"):
+        if stale.name not in written.shards:
+            shutil.rmtree(stale)
+    sources = source_paths(params.data.root)
+    stage.record_failures(failures, len(ids), cfg.max_failure_fraction, sources)
+    index = write_tables(
+        stage.work, clips, written, splits, summary, classes=inputs.dataset.classes,
+        dataset_name=inputs.dataset.name, cfg=cfg, sample_rate=sample_rate,
+    )  # fmt: skip
+    out = stage.promote()
+    log.info("cached %d clips in %d shards -> %s", len(index), len(written.shards), out)
+    return out
+
+
+def usable_clips(inputs: Inputs) -> pd.DataFrame:
+    """The raw index rows with extracted audio and aligned faces, in clip_id order."""
+    raw = inputs.raw
+    usable = raw["clip_id"].isin(inputs.manifest.index) & raw["clip_id"].isin(
+        inputs.faces_index.index
+    )
     clips = raw[usable].sort_values("clip_id", kind="stable").reset_index(drop=True)
     log.info("%d of %d clips have audio and faces", len(clips), len(raw))
+    return clips
 
-    spec = WindowSpec.from_config(cfg, sample_rate)
-    shapes = spec.shapes()
-    settings = {k: getattr(cfg, k) for k in FEATURE_KEYS} | {"sample_rate": sample_rate}
-    work = partial_dir(out)
-    load_faces = face_loader(faces_dir)
-    ids = clips["clip_id"].tolist()
-    plan = [ids[i : i + cfg.shard_clips] for i in range(0, len(ids), cfg.shard_clips)]
-    buffer = ShardBuffer(shapes, min(cfg.shard_clips, max(len(ids), 1)))
 
-    written = ShardLog()
-    failures: list[Failure] = []
-    bar = tqdm(total=len(ids), desc="cache", unit="clip")
-    for s, chunk in enumerate(plan):
-        name = shard_name(s)
-        shard_dir = work / name
-        inputs = [(c, manifest.loc[c].to_dict(), faces_index.loc[c].to_dict()) for c in chunk]
-        plan_digest = _digest([settings, inputs])
-        info = _finished(shard_dir, plan_digest)
-        if info is None:
-            buffer.clear()
-            shard_failures = []
-            for clip_id in chunk:
-                try:
-                    arrays = clip_features(
-                        interim / str(manifest.at[clip_id, "audio"]),
-                        load_faces(clip_id),
-                        cfg,
-                        target_rate=sample_rate,
-                    )
-                    buffer.add(clip_id, arrays)
-                except (DataError, ValueError, KeyError, OSError) as err:
-                    shard_failures.append({"clip_id": clip_id, "reason": str(err)})
-                bar.update(1)
-            if shard_dir.exists():
-                shutil.rmtree(shard_dir)
-            buffer.write(shard_dir)
-            info = {"plan": plan_digest, "rows": list(buffer.clip_ids), "failures": shard_failures}
-            write_json(shard_dir / "done.json", info)
-        else:
-            bar.update(len(chunk))
-        written.record(name, info["rows"], shard_moments(shard_dir, len(info["rows"])))
+def plan_shards(
+    ids: list[str], inputs: Inputs, settings: dict[str, Any], shard_clips: int
+) -> list[ShardJob]:
+    """`shard_clips` clips per shard; each shard's digest covers the settings and its inputs."""
+    jobs = []
+    for s, i in enumerate(range(0, len(ids), shard_clips)):
+        chunk = ids[i : i + shard_clips]
+        upstream = [
+            (c, inputs.manifest.loc[c].to_dict(), inputs.faces_index.loc[c].to_dict())
+            for c in chunk
+        ]
+        jobs.append(ShardJob(shard_name(s), chunk, _digest([settings, upstream])))
+    return jobs
+
+
+def _collect(
+    work: Path, results: list[tuple[ShardJob, dict[str, Any]]], manifest: pd.DataFrame
+) -> tuple[ShardLog, list[Failure]]:
+    """Where each clip went (and the shards' moments), and the clips that failed."""
+    written, failures = ShardLog(), []
+    for job, info in results:
+        written.record(job.name, info["rows"], shard_moments(work / job.name, len(info["rows"])))
         failures += [
             Failure(f["clip_id"], str(manifest.at[f["clip_id"], "audio"]), "cache", f["reason"])
             for f in info["failures"]
         ]
-    bar.close()
-    for stale in work.glob("shard-*"):
-        if stale.name not in written.shards:
-            shutil.rmtree(stale)
+    return written, failures
 
-    failures = with_sources(failures, source_paths(raw_dir))
-    write_failures(work / "failures.csv", failures)
-    check_failure_fraction(
-        failures, len(ids), cfg.max_failure_fraction, "cache", work / "failures.csv"
-    )
 
-    index = write_tables(
-        work, clips, written, splits, summary, classes=classes, dataset_name=dataset.get("name"),
-        cfg=cfg, sample_rate=sample_rate,
-    )  # fmt: skip
-    promote_dir(work, out)
-    log.info("cached %d clips in %d shards -> %s", len(index), len(written.shards), out)
-    return out
+class ShardWriter:
+    """Writes one shard of clip features into the work dir (`done.json` last); reusable."""
+
+    def __init__(self, params: Params, work: Path, manifest: pd.DataFrame, n_clips: int) -> None:
+        cfg = params.cache
+        self.cfg, self.work, self.manifest = cfg, work, manifest
+        self.interim, self.sample_rate = Path(params.extract.out), params.extract.sample_rate
+        self.load_faces = face_loader(Path(params.align.out))
+        shapes = WindowSpec.from_config(cfg, self.sample_rate).shapes()
+        self.buffer = ShardBuffer(shapes, min(cfg.shard_clips, max(n_clips, 1)))
+
+    def finished(self, job: ShardJob) -> dict[str, Any] | None:
+        """The `done.json` of a shard an earlier run wrote from the same settings and inputs."""
+        return _finished(self.work / job.name, job.digest)
+
+    def __call__(self, job: ShardJob) -> dict[str, Any]:
+        shard_dir = self.work / job.name
+        self.buffer.clear()
+        failures = []
+        for clip_id in tqdm(job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False):
+            try:
+                arrays = clip_features(
+                    self.interim / str(self.manifest.at[clip_id, "audio"]),
+                    self.load_faces(clip_id),
+                    self.cfg,
+                    target_rate=self.sample_rate,
+                )
+                self.buffer.add(clip_id, arrays)
+            except (DataError, ValueError, KeyError, OSError) as err:
+                failures.append({"clip_id": clip_id, "reason": str(err)})
+        if shard_dir.exists():
+            shutil.rmtree(shard_dir)
+        self.buffer.write(shard_dir)
+        info = {"plan": job.digest, "rows": list(self.buffer.clip_ids), "failures": failures}
+        write_json(shard_dir / "done.json", info)
+        return info
 
 
 @dataclass
@@ -269,7 +299,7 @@ def write_tables(
         "shards": written.shards,
         "config": cfg.model_dump(),
     }
-    write_csv(work / "index.csv", index)
-    write_json(work / "stats.json", {"folds": stats})
-    write_json(work / "meta.json", meta)
+    FEATURE_INDEX.write(work, index)
+    write_feature_stats(work, stats)
+    write_feature_meta(work, meta)
     return index

@@ -33,15 +33,13 @@ import numpy as np
 import soundfile as sf
 
 from aver.config import ExtractConfig
+from aver.contracts import MANIFEST
 from aver.errors import DataError
 from aver.io.atomic import atomic_path
 from aver.media.ffmpeg import ffmpeg_exe
 from aver.media.probe import MediaInfo, probe
 
-MANIFEST_COLUMNS = [
-    "clip_id", "audio", "video", "duration_s", "fps", "n_frames", "width", "height",
-    "sample_rate", "src_width", "src_height", "src_fps", "rotation", "src_format",
-]  # fmt: skip
+MANIFEST_COLUMNS = list(MANIFEST.columns)  # aver.contracts
 
 
 class ExtractError(DataError):

@@ -1,15 +1,14 @@
 """The extract stage: data/raw/index.csv -> data/interim/{audio,video}/ + manifest + failures.
 
-Resumable: clips are written into `<out>.partial/`; a clip is finished once its row file
-(`.rows/<clip_id>.json`, written after both media files) exists, and a rerun skips it. Failed
-clips are retried on a rerun.
+Resumable (aver.resumable): clips are written into `<out>.partial/`; a clip is finished once its
+row file (`.rows/<clip_id>.json`, written after both media files) exists, and a rerun skips it.
+Failed clips are retried on a rerun.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,17 +16,17 @@ from typing import Any
 import pandas as pd
 
 from aver.config import ExtractConfig, Params
-from aver.errors import AverError, DataError
-from aver.failures import Failure, check_failure_fraction, source_path, write_failures
-from aver.io.atomic import partial_dir, promote_dir, write_csv, write_json
+from aver.contracts import MANIFEST, RAW_INDEX
+from aver.errors import AverError
+from aver.failures import Failure, source_path
+from aver.io.atomic import write_json
 from aver.media.extract import MANIFEST_COLUMNS, extract_clip
-from aver.parallel import imap_unordered
+from aver.output_settings import output_settings
+from aver.resumable import ResumableRun
 
 log = logging.getLogger(__name__)
 STAGE = "extract"
 ROWS = ".rows"
-# Settings that change the outputs; a finished clip is reused only if they are unchanged.
-OUTPUT_SETTINGS = ("fps", "max_side", "sample_rate", "crf", "preset", "min_duration_s")
 
 
 @dataclass(frozen=True)
@@ -45,81 +44,29 @@ def run(params: Params) -> None:
     """Extract 16 kHz mono WAV and constant-fps MP4 for every clip in data/raw/index.csv."""
     cfg = params.extract
     root = Path(params.data.root)
-    out = Path(cfg.out)
-    table = read_index(root / "index.csv")
-    work = partial_dir(out)
-    for sub in ("audio", "video", ROWS):
-        (work / sub).mkdir(exist_ok=True)
-
-    rows: dict[str, dict[str, Any]] = {}
-    jobs: list[Job] = []
-    for clip_id, rel in zip(table["clip_id"], table["path"]):
-        done = _finished_row(work, clip_id, cfg)
-        if done is not None:
-            rows[clip_id] = done
-        else:
-            jobs.append(Job(clip_id, str(root / rel), source_path(root, rel), str(work), cfg))
-    reused = len(rows)
-    if reused:
-        log.info("resuming: %d of %d clips already extracted in %s", reused, len(table), work)
-
-    failures: list[Failure] = []
-    for _, result in imap_unordered(
-        extract_job, jobs, executor=cfg.executor, workers=cfg.workers, desc="extract"
-    ):
-        if isinstance(result, Failure):
-            failures.append(result)
-        else:
-            rows[result["clip_id"]] = result
-
+    table = RAW_INDEX.read(root, need=("path",))
+    stage: ResumableRun[Job, dict[str, Any] | Failure] = ResumableRun(
+        STAGE, cfg.out, output_settings(cfg), dirs=("audio", "video", ROWS), scratch=(ROWS,),
+        log=log,
+    )  # fmt: skip
+    jobs = [
+        Job(clip_id, str(root / rel), source_path(root, rel), str(stage.work), cfg)
+        for clip_id, rel in zip(table["clip_id"], table["path"])
+    ]
+    results = stage.results(
+        jobs, _finished_row, extract_job, executor=cfg.executor, workers=cfg.workers,
+        verb="extracted",
+    )  # fmt: skip
+    rows = {job.clip_id: r for job, r in results if not isinstance(r, Failure)}
+    failures = [r for _, r in results if isinstance(r, Failure)]
     manifest = pd.DataFrame([rows[k] for k in sorted(rows)], columns=MANIFEST_COLUMNS)
-    write_csv(work / "manifest.csv", manifest)
-    write_failures(work / "failures.csv", failures)
+    MANIFEST.write(stage.work, manifest)
     log.info(
         "extract: %d ok (%d reused), %d failed of %d clips",
-        len(rows),
-        reused,
-        len(failures),
-        len(table),
-    )
-    for f in sorted(failures, key=lambda f: f.clip_id):
-        log.warning("failed %s: %s", f.path, f.reason)
-    check_failure_fraction(
-        sorted(failures, key=lambda f: f.clip_id),
-        len(table),
-        cfg.max_failure_fraction,
-        STAGE,
-        work / "failures.csv",
-    )
-    shutil.rmtree(work / ROWS)
-    promote_dir(work, out)
-    log.info("wrote %s", out)
-
-
-def read_index(path: Path) -> pd.DataFrame:
-    """The download stage's index.csv (clip_id, path, ...), validated."""
-    if not path.is_file():
-        raise DataError(
-            "index.csv not found",
-            path=path,
-            fix="run the download stage first (dvc repro download)",
-        )
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"clip_id", "path"} - set(table.columns)
-    if missing:
-        raise DataError(
-            f"index.csv lacks columns {sorted(missing)}",
-            path=path,
-            fix="regenerate it with the download stage (dvc repro download)",
-        )
-    dupes = sorted(table["clip_id"][table["clip_id"].duplicated()].unique())
-    if dupes:
-        raise DataError(
-            f"duplicate clip_id values: {dupes[:5]}",
-            path=path,
-            fix="clip ids must be unique; regenerate index.csv",
-        )
-    return table
+        len(rows), stage.reused, len(failures), len(table),
+    )  # fmt: skip
+    stage.record_failures(failures, len(table), cfg.max_failure_fraction)
+    log.info("wrote %s", stage.promote())
 
 
 def extract_job(job: Job) -> dict[str, Any] | Failure:
@@ -135,24 +82,19 @@ def extract_job(job: Job) -> dict[str, Any] | Failure:
     except Exception as err:  # one odd clip must not stop the stage
         return Failure(job.clip_id, job.source, STAGE, f"{type(err).__name__}: {err}")
     row = {"clip_id": job.clip_id, **row, "audio": audio.as_posix(), "video": video.as_posix()}
-    write_json(work / ROWS / f"{job.clip_id}.json", {**row, "settings": _settings(job.cfg)})
+    write_json(work / ROWS / f"{job.clip_id}.json", row)
     return row
 
 
-def _settings(cfg: ExtractConfig) -> dict[str, Any]:
-    return {key: getattr(cfg, key) for key in OUTPUT_SETTINGS}
-
-
-def _finished_row(work: Path, clip_id: str, cfg: ExtractConfig) -> dict[str, Any] | None:
-    """The manifest row of a clip finished by an earlier run with the same settings, else None."""
-    path = work / ROWS / f"{clip_id}.json"
+def _finished_row(job: Job) -> dict[str, Any] | None:
+    """The manifest row of a clip an earlier run (same settings: ResumableRun) finished."""
+    work = Path(job.work)
+    path = work / ROWS / f"{job.clip_id}.json"
     if not path.is_file():
         return None
     try:
         row = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return None
-    if row.pop("settings", None) != _settings(cfg):
         return None
     if not ((work / row["audio"]).is_file() and (work / row["video"]).is_file()):
         return None

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from aver.config import TrainConfig
 from aver.errors import AverError
+from aver.output_settings import output_settings
 from aver.training.callbacks import EpochCallback, default_callbacks, run_callbacks
 from aver.training.dataparallel import DataParallel
 from aver.training.metrics import classification_metrics
@@ -42,22 +43,6 @@ from aver.training.state import FitResult, TrainState
 log = logging.getLogger(__name__)
 
 LAST = "last.pt"
-# Config fields that do not change what is learned (a checkpoint stays valid across them).
-_NOT_FINGERPRINTED = {
-    "out",
-    "folds",
-    "model_fold",
-    "use_tuned",
-    "tuned_params",
-    "num_workers",
-    "device",
-    "preset",
-    "compile",
-    "executor",
-    "workers",
-    "use_gpu",
-    "select",  # which epoch's weights to keep: the checkpoint holds both the last and the best
-}
 
 
 class TrainingError(AverError):
@@ -97,11 +82,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def config_fingerprint(cfg: TrainConfig, extra: str = "") -> str:
-    """Hash of what determines the learned weights (+ e.g. a data fingerprint)."""
-    blob = json.dumps(
-        {"train": cfg.model_dump(mode="json", exclude=_NOT_FINGERPRINTED), "extra": extra},
-        sort_keys=True,
-    )
+    """Hash of what determines the learned weights (+ e.g. a data fingerprint).
+
+    Fields marked NOT_OUTPUT in TrainConfig (aver.output_settings) leave it unchanged: a
+    checkpoint stays valid across them.
+    """
+    blob = json.dumps({"train": output_settings(cfg, mode="json"), "extra": extra}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
