@@ -53,11 +53,11 @@ def run_one(
     from aver.training.loop import fit_fold, predict
     from aver.training.metrics import classification_metrics
     from aver.training.pipeline import with_seed
-    from aver.training.presets import resolve_params
+    from aver.resolution import resolve
 
     torch.set_num_threads(threads)
     params = with_overrides(load_params(params_path), {**overrides, "train.model.name": name})
-    params = with_seed(resolve_params(params)[0], seed)
+    params = with_seed(resolve(params).params, seed)
     cache = FeatureCache(cache_path)
     start = time.perf_counter()
     setup, result = fit_fold(params, cache, fold)

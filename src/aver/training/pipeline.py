@@ -37,6 +37,7 @@ from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
 from aver.io.atomic import write_csv, write_json
 from aver.models import build_model
+from aver.resolution import resolve
 from aver.redact import redact_obj, redact_uri
 from aver.tracking import registry, runs
 from aver.training import checkpoints, ddp, plots
@@ -54,7 +55,6 @@ from aver.training.metrics import (
     classification_metrics,
     confusion_matrix,
 )
-from aver.training.presets import resolve_params
 from aver.workspace import git_state
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,8 @@ def prepare_fold(
 
 def run(params: Params) -> dict[str, Any]:
     """Train the configured folds; write models/, log to MLflow, register the model."""
-    resolved, applied = resolve_params(params)
+    res = resolve(params)
+    resolved, applied = res.params, res.applied
     cfg = resolved.train
     cache = FeatureCache(resolved.cache.out)
     folds = resolve_folds(cfg.folds, cache.n_folds)
