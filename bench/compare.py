@@ -173,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from aver.config import load_params, with_overrides
     from aver.features.cache import FeatureCache
-    from aver.training.pipeline import resolve_folds
     from aver.resolution import resolve
+    from aver.training.pipeline import resolve_folds
 
     torch.set_num_threads(args.threads)
     common = with_overrides(load_params(args.params), parse_sets(args.sets), "-S")

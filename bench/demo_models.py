@@ -50,10 +50,10 @@ def run_one(
     from aver.config import load_params, with_overrides
     from aver.features.cache import FeatureCache
     from aver.features.loader import make_loader
+    from aver.resolution import resolve
     from aver.training.loop import fit_fold, predict
     from aver.training.metrics import classification_metrics
     from aver.training.pipeline import with_seed
-    from aver.resolution import resolve
 
     torch.set_num_threads(threads)
     params = with_overrides(load_params(params_path), {**overrides, "train.model.name": name})

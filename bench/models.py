@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from aver.models import ModelConfig, model_config
-from aver.models import build_model
+from aver.models import ModelConfig, build_model, model_config
 
 CONFIGS: list[tuple[str, dict]] = [
     *[

@@ -25,11 +25,12 @@ from pydantic import (
 from aver import geometry
 from aver.datasets import DATASETS
 from aver.errors import ConfigError
-from aver.models import MODEL_CONFIGS, MSANConfig, ModelConfig, all_model_keys, select_model_keys
+from aver.models import MODEL_CONFIGS, ModelConfig, MSANConfig, all_model_keys, select_model_keys
 from aver.schema import Section
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # warnings already logged by this process (params validate often)
+
 
 class DemoConfig(Section):
     seed: int = 0

@@ -13,10 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aver.models import ModelConfig, model_config
 from aver.features.cache import FeatureCache
 from aver.features.loader import batch_from_arrays
-from aver.models import build_model
+from aver.models import ModelConfig, build_model, model_config
 from aver.training.pipeline import cache_dims
 
 MAX_STEPS, CHECK_EVERY, PER_CLASS = 300, 10, 2

@@ -9,8 +9,8 @@ import torch
 
 from aver.config import TrainConfig, parse_params
 from aver.errors import ConfigError
-from aver.training.optim import Schedule, build_optimizer
 from aver.resolution import resolve
+from aver.training.optim import Schedule, build_optimizer
 from aver.training.presets import PRESETS
 
 

@@ -77,8 +77,7 @@ def select_model_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
         raise ValueError(
-            f"train.model.{unknown[0]}: unknown key; keys of model {name}: "
-            f"{', '.join(sorted(own))}"
+            f"train.model.{unknown[0]}: unknown key; keys of model {name}: {', '.join(sorted(own))}"
         )
     dropped = sorted(str(k) for k in data if k not in own)
     if dropped:

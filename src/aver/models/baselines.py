@@ -15,8 +15,8 @@ from torch import nn
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
 from aver.models.layers import EncoderBlock, check_heads, masked_pool, pool_width
 from aver.models.output import ModelOutput
-from aver.models.spec import TokenModelConfig
 from aver.models.rotary import rope_frequencies, sequence_rotation
+from aver.models.spec import TokenModelConfig
 
 _KEYS = {
     "audio": ("audio", "audio_mask", "audio_times"),
@@ -60,12 +60,16 @@ class UnimodalNet(nn.Module):
         return ModelOutput(self.head(self.drop(pooled)))
 
 
-def audio_only(cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int) -> UnimodalNet:
+def audio_only(
+    cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int
+) -> UnimodalNet:
     """Audio branch alone."""
     return UnimodalNet("audio", AudioConvEncoder(audio_dim, cfg.audio_channels), n_classes, cfg)
 
 
-def video_only(cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int) -> UnimodalNet:
+def video_only(
+    cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int
+) -> UnimodalNet:
     """Face branch alone."""
     enc = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
     return UnimodalNet("video", enc, n_classes, cfg)

@@ -206,4 +206,3 @@ class VideoFrameEncoder(nn.Module):
         feats = self.frame(video[mask])
         out = feats.new_zeros(b, t, self.out_dim).index_put((mask,), feats)
         return out, mask, times
-

@@ -37,8 +37,8 @@ from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
 from aver.io.atomic import write_csv, write_json
 from aver.models import build_model
-from aver.resolution import resolve
 from aver.redact import redact_obj, redact_uri
+from aver.resolution import resolve
 from aver.tracking import registry, runs
 from aver.training import checkpoints, ddp, plots
 from aver.training.loop import (

@@ -75,4 +75,3 @@ def preset_values(train: TrainConfig) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError(f"train.preset: unknown preset {name!r}; valid: {', '.join(PRESETS)}")
     return dict(PRESETS[name])
-

@@ -15,8 +15,8 @@ import mlflow
 
 from aver.config import Params, flatten
 from aver.errors import DataError
-from aver.resolution import resolve
 from aver.io.atomic import write_csv
+from aver.resolution import resolve
 from aver.tracking import runs
 from aver.tuning.report import best_config, results_table, write_outputs
 from aver.tuning.runner import (
