@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,11 +26,22 @@ from pydantic import (
 from aver import geometry
 from aver.datasets import DATASETS
 from aver.errors import ConfigError
+from aver.faces import DETECTORS
 from aver.models import MODEL_CONFIGS, ModelConfig, MSANConfig, all_model_keys, select_model_keys
 from aver.schema import Section
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # warnings already logged by this process (params validate often)
+
+
+def _one_of(value: str, names: Iterable[str]) -> str:
+    """`value` when it is one of the registered `names`, else a ValueError listing them."""
+    names = list(names)
+    if value not in names:
+        raise ValueError(
+            f"{value!r} is not allowed; valid choices: {', '.join(repr(n) for n in names)}"
+        )
+    return value
 
 
 class DemoConfig(Section):
@@ -121,11 +133,7 @@ class DataConfig(Section):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(
-                f"{v!r} is not allowed; valid choices: {', '.join(repr(d) for d in DATASETS)}"
-            )
-        return v
+        return _one_of(v, DATASETS)
 
 
 class DownloadConfig(Section):
@@ -189,7 +197,7 @@ class ExtractConfig(Section):
 
 class AlignConfig(Section):
     out: str = "data/faces"
-    detector: Literal["mtcnn", "retinaface"] = "mtcnn"
+    detector: str = Field("mtcnn", description="a name in aver.faces.DETECTORS")
     retinaface_weights: str | None = Field(None, description="local .pth state dict")
     retinaface_url: str | None = Field(None, description="download once into weights_cache")
     retinaface_sha256: str | None = None
@@ -207,6 +215,11 @@ class AlignConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     executor: Literal["local", "ray"] = "local"
     workers: int = Field(2, ge=1)
+
+    @field_validator("detector")
+    @classmethod
+    def _detector(cls, v: str) -> str:
+        return _one_of(v, DETECTORS)
 
 
 class CacheConfig(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -9,6 +10,8 @@ import cv2
 import numpy as np
 
 from aver.config import AlignConfig
+from aver.errors import ConfigError
+from aver.faces import DETECTORS
 
 
 @dataclass(frozen=True)
@@ -56,17 +59,18 @@ def resolve_device(device: str) -> str:
 
 
 def make_detector(cfg: AlignConfig) -> Detector:
-    """Build the detector named by `align.detector` on `align.device`."""
-    device = resolve_device(cfg.device)
-    if cfg.detector == "mtcnn":
-        from aver.faces.mtcnn import MtcnnDetector
-
-        return MtcnnDetector(device=device, min_face=cfg.min_face)
-    if cfg.detector == "retinaface":
-        from aver.faces.retinaface import RetinaFaceDetector, resolve_weights
-
-        return RetinaFaceDetector(resolve_weights(cfg), device=device)
-    raise ValueError(f"unknown detector {cfg.detector!r}")
+    """Build the detector named by `align.detector` (aver.faces.DETECTORS) on `align.device`."""
+    target = DETECTORS.get(cfg.detector)
+    if target is None:
+        raise ConfigError(
+            f"align.detector: unknown detector {cfg.detector!r}",
+            fix=f"set align.detector to one of {', '.join(DETECTORS)}",
+        )
+    module, name = target.split(":")
+    detector: Detector = getattr(importlib.import_module(module), name)(
+        cfg, resolve_device(cfg.device)
+    )
+    return detector
 
 
 def detect_frames(
