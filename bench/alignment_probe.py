@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from aver.config import ModelConfig
-from aver.models import MSANCore
+from aver.models import MSANConfig, MSANCore
 
 RATE_A, RATE_V, DURATION, FEAT, AMP, BATCH, LR = 100, 25, 1.0, 8, 4.0, 32, 3e-3
 EVENT_S = 0.04  # an event lasts one video frame: 4 audio tokens
@@ -85,11 +84,9 @@ def _forward(model: MSANCore, data: dict, idx: torch.Tensor):
 SMALL = {"d_model": 32, "heads": 4, "layers": 2, "dropout": 0.0, "ctm_dim": 16}
 
 
-def probe_config(position: str, ctm_weight: float, small: bool = False) -> ModelConfig:
+def probe_config(position: str, ctm_weight: float, small: bool = False) -> MSANConfig:
     """msan with this position and CTM weight; the rest ModelConfig's defaults (or SMALL)."""
-    return ModelConfig(
-        name="msan", position=position, ctm_weight=ctm_weight, **(SMALL if small else {})
-    )
+    return MSANConfig(position=position, ctm_weight=ctm_weight, **(SMALL if small else {}))
 
 
 def run_one(job: tuple[str, float, int, int, int, int, bool]) -> dict:

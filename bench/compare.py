@@ -173,13 +173,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from aver.config import load_params, with_overrides
     from aver.features.cache import FeatureCache
+    from aver.resolution import resolve
     from aver.training.folds import resolve_folds
-    from aver.training.presets import resolve_params
 
     torch.set_num_threads(args.threads)
     common = with_overrides(load_params(args.params), parse_sets(args.sets), "-S")
     configs = {
-        name: resolve_params(with_overrides(common, parse_sets(sets), f"--{name}"))[0]
+        name: resolve(with_overrides(common, parse_sets(sets), f"--{name}")).params
         for name, sets in (("a", args.a), ("b", args.b))
     }
     cache = FeatureCache(args.cache or common.cache.out)

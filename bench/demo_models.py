@@ -50,14 +50,14 @@ def run_one(
     from aver.config import load_params, with_overrides
     from aver.features.cache import FeatureCache
     from aver.features.loader import make_loader
+    from aver.resolution import resolve
     from aver.training.folds import fit_fold, with_seed
     from aver.training.loop import predict
     from aver.training.metrics import classification_metrics
-    from aver.training.presets import resolve_params
 
     torch.set_num_threads(threads)
     params = with_overrides(load_params(params_path), {**overrides, "train.model.name": name})
-    params = with_seed(resolve_params(params)[0], seed)
+    params = with_seed(resolve(params).params, seed)
     cache = FeatureCache(cache_path)
     start = time.perf_counter()
     setup, result = fit_fold(params, cache, fold)

@@ -274,7 +274,9 @@ def measure_fit(params: Any, device: str, steps: int, epochs: int = 2) -> dict[s
             ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if amp_on else None
         ),
         "compile": cfg.compile and cuda,
-        "model": f"{cfg.model.name} {cfg.model.variant} {cfg.model.position}",
+        "model": " ".join(
+            str(getattr(cfg.model, k, "")) for k in ("name", "variant", "position")
+        ).strip(),
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "batch_size": cfg.batch_size,
         "inputs": (

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from aver.config import ModelConfig
-from aver.models import build_model
+from aver.models import ModelConfig, build_model, model_config
 
 CONFIGS: list[tuple[str, dict]] = [
     *[
@@ -95,9 +94,9 @@ def main() -> None:
     batch = make_batch(args.batch, args.audio_dim, args.face_size)
     rows = []
     for label, overrides in tqdm(CONFIGS, desc="models"):
-        cfg = ModelConfig(**overrides)
+        cfg = model_config(**overrides)
         rows.append((label, *measure(cfg, batch, args.face_size, args.audio_dim, args.seconds)))
-    d = ModelConfig()
+    d = model_config()
     print(
         f"\nCPU, {torch.get_num_threads()} thread(s), batch {args.batch}, audio 200x"
         f"{args.audio_dim}, video 10x3x{args.face_size}x{args.face_size}, d_model {d.d_model}, "

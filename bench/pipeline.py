@@ -22,9 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from aver import cli  # noqa: E402
 from tests.support.pipeline import TINY_PIPELINE, make_pipeline_repo  # noqa: E402
 
-STAGES = ["download", "extract", "align", "cache", "tune", "train", "evaluate"]
+STAGES = list(cli.STAGES)
 MODELS = ["audio_only", "video_only", "late_fusion", "avtca", "msan"]
 
 

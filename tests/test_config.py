@@ -163,3 +163,47 @@ def test_ctm_delta_warning_only_when_it_matters(caplog, model):
     caplog.set_level("WARNING", logger="aver.config")
     parse_params({"cache": {"video_fps": 5.0}, "train": {"model": model}})
     assert not [r for r in caplog.records if "ctm_delta_s" in r.getMessage()]
+
+
+def test_model_keys_of_another_model_are_dropped_with_one_info_line(caplog, monkeypatch):
+    """params.yaml holds msan and avtca keys side by side: the other model's are ignored."""
+    monkeypatch.setattr("aver.models._logged", set())
+    caplog.set_level("INFO", logger="aver.models")
+    raw = {"train": {"model": {"name": "avtca", "ctm_weight": 0.3, "variant": "it1"}}}
+    model = parse_params(raw).train.model
+    parse_params(raw)
+    assert model.name == "avtca" and model.variant == "it1"
+    assert "ctm_weight" not in model.model_dump()
+    hits = [r.getMessage() for r in caplog.records if "ctm_weight" in r.getMessage()]
+    assert hits == ["train.model: model avtca does not use ctm_weight (ignored)"]
+
+
+def test_unknown_model_key_and_name_name_the_valid_ones():
+    from aver.models import MODEL_CONFIGS
+
+    with pytest.raises(ConfigError) as err:
+        parse_params({"train": {"model": {"ctm_wieght": 0.3}}})
+    msg = str(err.value)
+    assert "train.model.ctm_wieght: unknown key; keys of model msan:" in msg
+    assert "ctm_weight" in msg and "variant" not in msg
+    with pytest.raises(ConfigError) as err:
+        parse_params({"train": {"model": {"name": "msam"}}})
+    assert "train.model.name: 'msam' is not allowed" in str(err.value)
+    assert all(repr(name) in str(err.value) for name in MODEL_CONFIGS)
+
+
+def test_dataset_names_come_from_the_dataset_registry():
+    from aver.datasets import DATASETS
+
+    assert DATASETS == ("demo", "ravdess", "cremad", "mosei", "folder")
+    for name in DATASETS:
+        assert parse_params({"data": {"dataset": name}}).data.dataset == name
+
+
+def test_config_imports_no_torch():
+    """aver.config (and the model registry it uses) stays torch-free."""
+    import subprocess
+    import sys
+
+    code = "import sys, aver.config, aver.models; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

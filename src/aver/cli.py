@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-# name -> (module with run(params), one-line help)
+# The pipeline's stages, in dvc.yaml order: name -> (module with run(params), one-line help).
+# The one stage list: dvc.yaml, stages/<name>.py and the tests are checked against it.
 STAGES = {
     "download": ("aver.datasets.download", "fetch or generate the dataset (data/raw)"),
     "extract": ("aver.media.pipeline", "audio to 16 kHz WAV, video to constant-fps MP4"),

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -24,19 +24,25 @@ from pydantic import (
 )
 
 from aver import geometry
+from aver.datasets import DATASETS
 from aver.errors import ConfigError
+from aver.faces import DETECTORS
+from aver.models import MODEL_CONFIGS, ModelConfig, MSANConfig, all_model_keys, select_model_keys
 from aver.output_settings import NOT_OUTPUT  # marks fields that do not change a stage's output
+from aver.schema import Section
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # warnings already logged by this process (params validate often)
 
-DATASETS = ("demo", "ravdess", "cremad", "mosei", "folder")
 
-
-class Section(BaseModel):
-    """Base of every params model: unknown keys and non-finite numbers are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+def _one_of(value: str, names: Iterable[str]) -> str:
+    """`value` when it is one of the registered `names`, else a ValueError listing them."""
+    names = list(names)
+    if value not in names:
+        raise ValueError(
+            f"{value!r} is not allowed; valid choices: {', '.join(repr(n) for n in names)}"
+        )
+    return value
 
 
 class DemoConfig(Section):
@@ -117,13 +123,18 @@ class MoseiConfig(Section):
 
 
 class DataConfig(Section):
-    dataset: Literal["demo", "ravdess", "cremad", "mosei", "folder"] = "demo"
+    dataset: str = Field("demo", description="a name in aver.datasets.DATASETS")
     root: str = "data/raw"
     demo: DemoConfig = DemoConfig()
     ravdess: RavdessConfig = RavdessConfig()
     cremad: CremadConfig = CremadConfig()
     mosei: MoseiConfig = MoseiConfig()
     folder: FolderConfig = FolderConfig()
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        return _one_of(v, DATASETS)
 
 
 class DownloadConfig(Section):
@@ -187,7 +198,7 @@ class ExtractConfig(Section):
 
 class AlignConfig(Section):
     out: Annotated[str, NOT_OUTPUT] = "data/faces"
-    detector: Literal["mtcnn", "retinaface"] = "mtcnn"
+    detector: str = Field("mtcnn", description="a name in aver.faces.DETECTORS")
     retinaface_weights: str | None = Field(None, description="local .pth state dict")
     retinaface_url: str | None = Field(None, description="download once into weights_cache")
     retinaface_sha256: Annotated[str | None, NOT_OUTPUT] = None
@@ -205,6 +216,11 @@ class AlignConfig(Section):
     device: Annotated[Literal["auto", "cpu", "cuda"], NOT_OUTPUT] = "auto"
     executor: Annotated[Literal["local", "ray"], NOT_OUTPUT] = "local"
     workers: Annotated[int, NOT_OUTPUT] = Field(2, ge=1)
+
+    @field_validator("detector")
+    @classmethod
+    def _detector(cls, v: str) -> str:
+        return _one_of(v, DETECTORS)
 
 
 class CacheConfig(Section):
@@ -229,88 +245,6 @@ class CacheConfig(Section):
     max_failure_fraction: Annotated[float, NOT_OUTPUT] = Field(0.25, ge=0, le=1)
 
 
-# avtca variant -> (IT heads, CT heads); aver.models.avtca.VARIANTS is this table.
-AVTCA_HEADS: dict[str, tuple[int | None, int | None]] = {
-    "it1": (1, None),
-    "it4": (4, None),
-    "ct1": (None, 1),
-    "ct4": (None, 4),
-    "full": (4, 4),
-}
-
-
-class ModelConfig(Section):
-    name: Literal["avtca", "msan", "audio_only", "video_only", "late_fusion"] = "msan"
-    variant: Literal["it1", "it4", "ct1", "ct4", "full"] = "full"
-    position: Literal["none", "index_rope", "tarope"] = "tarope"
-    ctm_weight: float = Field(0.1, ge=0)
-    ctm_delta_s: float = Field(
-        0.1,
-        gt=0,
-        description="CTM: video tokens within this many seconds of an audio token are its "
-        "positives; every audio token has one when >= 0.5 / cache.video_fps (aver.geometry)",
-    )
-    ctm_temperature: float = Field(0.1, gt=0)
-    tau_s: float = Field(
-        0.04,
-        gt=0,
-        description="TaRoPE time unit: the fastest feature pair turns 1 rad per tau_s "
-        "(1 rad per 40 ms audio token; aver.geometry)",
-    )
-    rope_base: float = Field(
-        100.0,
-        gt=1,
-        description="rotary base: the slowest TaRoPE pair turns window_s / tau_s * "
-        "base^(-(d_head-2)/d_head) rad over the window, 0.89 at the defaults (aver.geometry)",
-    )
-    d_model: int = Field(64, ge=8)
-    heads: int = Field(4, ge=1, description="msan/baselines; avtca takes heads from variant")
-    layers: int = Field(2, ge=1, description="transformer blocks (avtca: IT blocks)")
-    dropout: float = Field(0.1, ge=0, lt=1)
-    audio_channels: int = Field(64, ge=4, description="audio Conv1D front-end width")
-    video_channels: int = Field(32, ge=4, description="video Conv2D front-end width")
-    video_patches: int = Field(2, ge=1, description="local extractor: n x n patches per map")
-    video_stride: int = Field(2, ge=1, le=4, description="face stem conv stride (paper: 1)")
-    pool: Literal["mean", "max", "meanmax"] = Field(
-        "meanmax", description="msan/baselines masked pooling over time"
-    )
-    ctm_dim: int = Field(32, ge=4, description="CTM projection head output width")
-    unimodal_weight: float = Field(
-        1.0,
-        ge=0,
-        description="fusion models: weight of a cross-entropy loss on each modality's own "
-        "classifier (pre-fusion encoder tokens; late_fusion: each branch); 0 = off",
-    )
-
-    @model_validator(mode="after")
-    def _shapes(self) -> ModelConfig:
-        """Attention heads must split d_model evenly (and into even widths for rotary)."""
-        if self.name == "avtca":
-            heads = max(h or 1 for h in AVTCA_HEADS[self.variant])
-            if self.d_model % heads:
-                raise ValueError(
-                    f"train.model.d_model={self.d_model} is not divisible by the {heads} heads "
-                    f"of avtca variant {self.variant!r}; set train.model.d_model to a multiple "
-                    f"of {heads}"
-                )
-            return self
-        if self.d_model % self.heads:
-            raise ValueError(
-                f"train.model.heads={self.heads} does not divide train.model.d_model="
-                f"{self.d_model} (d_model / heads is the head width); set train.model.d_model "
-                f"to a multiple of heads (e.g. {self.heads * (self.d_model // self.heads + 1)}) "
-                "or change train.model.heads"
-            )
-        if self.position != "none" and (self.d_model // self.heads) % 2:
-            raise ValueError(
-                f"train.model.position={self.position!r} needs an even head width, but "
-                f"d_model / heads = {self.d_model}/{self.heads} = {self.d_model // self.heads}; "
-                "choose train.model.d_model and heads so that d_model / heads is even, or set "
-                "train.model.position: none"
-            )
-        return self
-
-
 class TrackingConfig(Section):
     """MLflow. URI precedence: $MLFLOW_TRACKING_URI > tracking_uri > sqlite:///mlruns.db."""
 
@@ -326,7 +260,9 @@ class TrackingConfig(Section):
 class TrainConfig(Section):
     out: Annotated[str, NOT_OUTPUT] = "models"
     preset: Annotated[Literal["none", "avtca_paper", "demo_fast"] | None, NOT_OUTPUT] = None
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig = Field(
+        default_factory=MSANConfig, description="one of aver.models.MODEL_CONFIGS, by name"
+    )
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
@@ -385,6 +321,12 @@ class TrainConfig(Section):
         if isinstance(data, dict) and data.get("select") == "last":
             data = {"early_stop_patience": None, **data}
         return data
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_keys(cls, data: Any) -> Any:
+        """Fill in the default name; drop other models' keys, refuse keys no model has."""
+        return select_model_keys(data) if isinstance(data, dict) else data
 
     @field_validator("seeds")
     @classmethod
@@ -473,7 +415,9 @@ class Params(Section):
         have a positive (a narrower delta can be deliberate); the message names the fix."""
         model, cache = self.train.model, self.cache
         need = geometry.min_ctm_delta(cache.video_fps)
-        if model.name != "msan" or model.ctm_weight <= 0 or model.ctm_delta_s >= need - 1e-9:
+        if not isinstance(model, MSANConfig):
+            return self
+        if model.ctm_weight <= 0 or model.ctm_delta_s >= need - 1e-9:
             return self
         share = geometry.expected_positive_fraction(model.ctm_delta_s, cache.video_fps)
         msg = (
@@ -491,9 +435,12 @@ class Params(Section):
 def _format_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid parameters"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
+        loc = tuple(e["loc"])
+        if loc[:2] == ("train", "model") and len(loc) > 2 and loc[2] in MODEL_CONFIGS:
+            loc = loc[:2] + loc[3:]  # the union's tag: train.model.msan.x -> train.model.x
+        key = ".".join(str(p) for p in loc)
         if e["type"] == "extra_forbidden":
-            section = _section_of(e["loc"][:-1])
+            section = _section_of(loc[:-1])
             allowed = ", ".join(sorted(section.model_fields)) if section else "?"
             lines.append(f"  {key}: unknown key; allowed keys here: {allowed}")
         elif e["type"] == "literal_error":
@@ -503,6 +450,8 @@ def _format_error(err: ValidationError, source: str) -> str:
             lines.append(f"  {key}: {e.get('input')!r} is not a finite number; use a finite value")
         elif e["type"] == "value_error" and isinstance(e.get("input"), dict):
             lines.append(f"  {str(e['msg']).removeprefix('Value error, ')}")  # names its keys
+        elif e["type"] == "value_error":
+            lines.append(f"  {key}: {str(e['msg']).removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
@@ -592,7 +541,8 @@ def with_overrides(params: Params, overrides: dict[str, Any], source: str = "ove
                     fix=f"use a key that exists in params.yaml ({source})",
                 )
             node = node[part]
-        if parts[-1] not in node:
+        known = all_model_keys() if parts[:-1] == ["train", "model"] else node
+        if parts[-1] not in known:
             raise ConfigError(
                 f"{source}: {dotted}: unknown key",
                 fix=f"use a key that exists in params.yaml ({source})",

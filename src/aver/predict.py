@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aver.config import AlignConfig, CacheConfig, ExtractConfig, TrackingConfig
+from aver.config import AlignConfig, CacheConfig, ExtractConfig, Params, TrackingConfig
 from aver.errors import AverError, DataError
 from aver.redact import install_log_redaction, redact_uri
 
@@ -141,11 +141,18 @@ def input_settings(trained: TrainedModel, params_path: str | Path = "params.yaml
     return InputSettings(params.extract, params.align, cache, sample_rate, stats, tuple(notes))
 
 
-def _fallback_stats(params_path: str | Path, fold: int) -> FoldStats:
+def _load_params(params_path: str | Path) -> Params:
+    """params.yaml resolved as the stages resolve it (tuned values: train only, not needed)."""
     from aver.config import load_params
+    from aver.resolution import resolve
+
+    return resolve(load_params(params_path), Path(params_path).parent, tuned=False).params
+
+
+def _fallback_stats(params_path: str | Path, fold: int) -> FoldStats:
     from aver.features.cache import FeatureCache
 
-    cache_dir = load_params(params_path).cache.out
+    cache_dir = _load_params(params_path).cache.out
     return FeatureCache(cache_dir).fold_stats(fold)
 
 
@@ -392,11 +399,9 @@ def one_line(err: AverError) -> str:
 
 def _tracking_config(params_path: str | Path) -> TrackingConfig:
     """params.yaml's tracking section when the file exists, else the defaults."""
-    from aver.config import load_params
-
     if not Path(params_path).is_file():
         return TrackingConfig()
-    return load_params(params_path).tracking
+    return _load_params(params_path).tracking
 
 
 def run(args: argparse.Namespace) -> Prediction:

@@ -27,11 +27,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from aver import cli
 from tests.support.pipeline import TINY_PIPELINE, dvc, make_pipeline_repo, pipeline_env
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ("download", "extract", "align", "cache", "tune", "train", "evaluate")
+STAGES = tuple(cli.STAGES)
 DETERMINISTIC = {"download", "extract", "align", "cache"}
 TOL = 0.1  # metrics of nondeterministic stages: one clip of ~12 validation clips moves UAR ~0.08
 START_TIMEOUT_S = 600.0

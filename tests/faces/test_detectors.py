@@ -40,3 +40,20 @@ def test_downscaled_detection_returns_source_coordinates(mtcnn):
         assert len(b) == 1
         assert np.abs(a.landmarks[0] - b.landmarks[0]).max() < 6
         assert np.abs(a.boxes[0] - b.boxes[0]).max() < 10
+
+
+def test_detector_names_come_from_the_registry():
+    """align.detector accepts exactly aver.faces.DETECTORS; each entry resolves to a builder."""
+    import importlib
+
+    import pytest
+
+    from aver.faces import DETECTORS
+
+    assert list(DETECTORS) == ["mtcnn", "retinaface"]
+    for name, target in DETECTORS.items():
+        assert AlignConfig(detector=name).detector == name
+        module, attr = target.split(":")
+        assert callable(getattr(importlib.import_module(module), attr))
+    with pytest.raises(ValueError, match="valid choices: 'mtcnn', 'retinaface'"):
+        AlignConfig(detector="dlib")

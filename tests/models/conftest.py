@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aver.config import ModelConfig
+from aver.models import ModelConfig, model_config
 
 AUDIO_DIM, FACE, N_CLASSES = 12, 16, 3
 AUDIO_RATE, VIDEO_RATE = 100.0, 5.0
@@ -46,7 +46,7 @@ CASES: list[tuple[str, dict]] = [
 
 def small_cfg(**overrides) -> ModelConfig:
     """A CPU-tiny ModelConfig with `overrides` applied."""
-    return ModelConfig(**{**SMALL, **overrides})
+    return model_config(**{**SMALL, **overrides})
 
 
 def make_batch(

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import typing
-
 import pytest
 import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
-from aver.config import ModelConfig
 from aver.errors import ConfigError
-from aver.models import MODELS, ModelOutput, build_model
+from aver.models import MODEL_CONFIGS, MODELS, ModelConfig, ModelOutput, build_model, model_config
 from aver.training.loop import total_loss
 
 from .conftest import AUDIO_DIM, FACE, N_CLASSES, SMALL, clip_of, make_batch, small_cfg
@@ -25,7 +22,9 @@ def build(cfg: ModelConfig) -> torch.nn.Module:
 
 
 def test_registry_names_match_config_choices():
-    assert set(MODELS) == set(typing.get_args(ModelConfig.model_fields["name"].annotation))
+    assert set(MODELS) == set(MODEL_CONFIGS)
+    for name, (cls, _) in MODEL_CONFIGS.items():
+        assert cls().name == name  # each config class is keyed by its own name
 
 
 def test_forward_backward_reaches_every_parameter(case):
@@ -144,7 +143,9 @@ def test_msan_without_ctm_has_no_ctm_head():
 def test_bad_shapes_raise_config_error(overrides):
     with pytest.raises(ValidationError, match=r"train\.model\.d_model"):  # params validation
         small_cfg(**overrides)
-    unchecked = ModelConfig.model_construct(**{**ModelConfig().model_dump(), **SMALL, **overrides})
+    cls = MODEL_CONFIGS[overrides["name"]][0]
+    fields = {k: v for k, v in {**SMALL, **overrides}.items() if k in cls.model_fields}
+    unchecked = cls.model_construct(**{**cls().model_dump(), **fields})
     with pytest.raises(ConfigError):  # and the models, for a config that skipped it
         build(unchecked)
 
@@ -167,7 +168,7 @@ def test_default_config_runs_at_the_cache_defaults():
         "video_times": ((torch.arange(10) + 0.5) / 5).expand(b, -1),
     }
     for name in ("avtca", "msan"):
-        model = build_model(ModelConfig(name=name), n_classes=6, audio_dim=64, face_size=64)
+        model = build_model(model_config(name=name), n_classes=6, audio_dim=64, face_size=64)
         out = model(batch)
         assert out.logits.shape == (b, 6)
         assert all(torch.isfinite(v) for v in out.aux_losses.values())
@@ -188,3 +189,19 @@ def test_runs_under_bf16_autocast_and_deterministic_mode(name):
     finally:
         torch.use_deterministic_algorithms(was)
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_every_registered_model_builds_from_its_default_config(name):
+    """One registration: the config class validates and the builder builds (small inputs)."""
+    cfg = model_config(**{**SMALL, "name": name})
+    assert isinstance(cfg, MODEL_CONFIGS[name][0])
+    out = build(cfg).eval()(make_batch([30, 40], [2, 3], seed=10))
+    assert out.logits.shape == (2, N_CLASSES)
+
+
+def test_model_config_drops_other_models_keys_and_refuses_typos():
+    cfg = model_config(name="avtca", ctm_weight=0.5, position="none")
+    assert cfg.name == "avtca" and not hasattr(cfg, "ctm_weight")
+    with pytest.raises(ValueError, match=r"train\.model\.d_modl: unknown key.*d_model"):
+        model_config(name="msan", d_modl=32)

@@ -13,10 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aver.config import ModelConfig
 from aver.features.cache import FeatureCache
 from aver.features.loader import batch_from_arrays
-from aver.models import build_model
+from aver.models import ModelConfig, build_model, model_config
 from aver.training.folds import cache_dims
 
 MAX_STEPS, CHECK_EVERY, PER_CLASS = 300, 10, 2
@@ -78,4 +77,4 @@ def test_model_overfits_a_tiny_batch_of_demo_features(case, demo_batch):
 @pytest.mark.parametrize("name", ["avtca", "msan", "audio_only", "video_only", "late_fusion"])
 def test_default_size_model_overfits_demo_features(name, demo_batch):
     """The default ModelConfig of each family, at the demo cache's input size."""
-    _check_overfits(ModelConfig(name=name), demo_batch, lr=1e-3)
+    _check_overfits(model_config(name=name), demo_batch, lr=1e-3)

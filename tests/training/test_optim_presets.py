@@ -9,8 +9,9 @@ import torch
 
 from aver.config import TrainConfig, parse_params
 from aver.errors import ConfigError
+from aver.resolution import resolve
 from aver.training.optim import Schedule, build_optimizer
-from aver.training.presets import PRESETS, resolve_params
+from aver.training.presets import PRESETS
 
 
 def _sched(steps: int = 4, **kw) -> Schedule:
@@ -62,7 +63,8 @@ def test_preset_sets_its_keys_and_leaves_the_rest():
             }
         }
     )
-    resolved, applied = resolve_params(params)
+    res = resolve(params)
+    resolved, applied = res.params, res.applied
     t = resolved.train
     assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("adam", 0.01, 0.001, 8)
     assert t.epochs == 128  # the preset wins over params.yaml for the keys it lists
@@ -71,36 +73,13 @@ def test_preset_sets_its_keys_and_leaves_the_rest():
     assert t.seed == parse_params({}).train.seed  # keys it does not list are untouched
     assert applied["preset.lr"] == 0.01 and applied["preset.epochs"] == 128
     # no preset: nothing changes
-    plain, applied = resolve_params(parse_params({"train": {"lr": 0.5}}))
-    assert plain.train.lr == 0.5 and applied == {}
+    plain = resolve(parse_params({"train": {"lr": 0.5}}))
+    assert plain.params.train.lr == 0.5 and plain.applied == {}
     assert set(PRESETS) == {"avtca_paper", "demo_fast"}
 
 
-def test_tuned_params_override_preset_and_yaml(tmp_path):
-    (tmp_path / "reports/tune").mkdir(parents=True)
-    (tmp_path / "reports/tune/best_params.yaml").write_text(
-        "train.lr: 0.0003\ntrain.model.d_model: 32\n"
-    )
-    params = parse_params({"train": {"preset": "demo_fast", "lr": 0.5, "use_tuned": True}})
-    resolved, applied = resolve_params(params, tmp_path)
-    assert resolved.train.lr == 0.0003 and resolved.train.model.d_model == 32
-    assert resolved.train.epochs == PRESETS["demo_fast"]["epochs"]
-    assert applied["tuned.train.lr"] == 0.0003
-
-
-def test_missing_tuned_file_names_the_file(tmp_path):
-    params = parse_params({"train": {"use_tuned": True}})
-    with pytest.raises(ConfigError, match=r"best_params\.yaml") as err:
-        resolve_params(params, tmp_path)
-    assert "dvc repro tune" in str(err.value)
-    (tmp_path / "bad.yaml").write_text("train.nope: 1\n")
-    params = parse_params({"train": {"use_tuned": True, "tuned_params": "bad.yaml"}})
-    with pytest.raises(ConfigError, match=r"train\.nope"):
-        resolve_params(params, tmp_path)
-
-
 def test_avtca_paper_is_the_recipe_as_published():
-    resolved, _ = resolve_params(parse_params({"train": {"preset": "avtca_paper"}}))
+    resolved = resolve(parse_params({"train": {"preset": "avtca_paper"}})).params
     t = resolved.train
     assert t.model.video_stride == 1  # the paper's face stem convolution
     assert t.augment is False and t.select == "last" and t.early_stop_patience is None

@@ -133,3 +133,51 @@ def test_tune_stage_validates_the_space_before_mlflow_or_ray(tmp_path, monkeypat
     with pytest.raises(ConfigError, match=r"tune\.space\.train\.lrr"):
         pipeline.run(params)
     assert started == []
+
+
+def test_space_keys_of_other_models_are_skipped_with_a_log_line(caplog):
+    from aver.config import parse_params
+    from aver.tuning.space import key_models, space_for_model, validate_space
+
+    assert key_models("train.model.ctm_weight") == ["msan"]
+    assert "avtca" in key_models("train.model.dropout") and "avtca" in key_models("train.lr")
+    assert key_models("train.model.variant") == ["avtca"]
+    space = {
+        "train.lr": LR,
+        "train.model.dropout": {"type": "uniform", "low": 0.0, "high": 0.3},
+        "train.model.ctm_weight": {"type": "uniform", "low": 0.0, "high": 0.3},
+        "train.model.variant": {"type": "choice", "values": ["it4", "full"]},
+    }
+    caplog.set_level("INFO", logger="aver.tuning.space")
+    msan = space_for_model(parse_params({"tune": {"space": space}}))
+    assert list(msan.tune.space) == ["train.lr", "train.model.dropout", "train.model.ctm_weight"]
+    raw = {"tune": {"space": space}, "train": {"model": {"name": "avtca"}}}
+    avtca = space_for_model(parse_params(raw))
+    assert list(avtca.tune.space) == ["train.lr", "train.model.dropout", "train.model.variant"]
+    validate_space(avtca)
+    said = [r.getMessage() for r in caplog.records]
+    assert "tune.space.train.model.ctm_weight: a key of msan, not of train.model.name=avtca" in (
+        " ".join(said)
+    )
+
+
+def test_tune_stage_searches_the_preset_model(tmp_path, monkeypatch):
+    """train.preset avtca_paper: the sweep validates and searches AVT-CA's keys, not msan's."""
+    from aver.config import parse_params
+    from aver.tuning import pipeline
+
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    def stop(params):
+        seen.append(params)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(pipeline, "validate_space", stop)
+    space = {"train.lr": LR, "train.model.ctm_weight": {"type": "uniform", "low": 0, "high": 1}}
+    params = parse_params({"tune": {"space": space}, "train": {"preset": "avtca_paper"}})
+    with pytest.raises(ConfigError, match="stop here"):
+        pipeline.run(params)
+    (resolved,) = seen
+    assert resolved.train.model.name == "avtca" and resolved.train.optimizer == "adam"
+    assert list(resolved.tune.space) == ["train.lr"]

@@ -34,6 +34,7 @@ from aver.evaluation.report import confusion_pairs, fold_metrics, metrics_docume
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
 from aver.io.atomic import write_csv, write_json
+from aver.resolution import resolve
 from aver.training.checkpoints import load_trained_model
 from aver.training.loop import predict, resolve_device
 from aver.training.metrics import confusion_matrix
@@ -79,6 +80,7 @@ def trained_runs(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run(params: Params) -> dict[str, Any]:
     """Evaluate the trained runs on their test speakers; write reports/ and log to MLflow."""
+    params = resolve(params).params  # the train settings (batch size, device) train ran with
     models_dir, out = Path(params.train.out), Path(params.evaluate.out)
     summary = read_summary(models_dir)
     cache = FeatureCache(params.cache.out)

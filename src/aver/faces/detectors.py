@@ -6,11 +6,17 @@ the arrows go factory -> detectors -> interface, never back.
 
 from __future__ import annotations
 
+import importlib
+
 import cv2
 import numpy as np
 
 from aver.config import AlignConfig
+from aver.errors import ConfigError
+from aver.faces import DETECTORS
 from aver.faces.detection import Detections, Detector
+
+__all__ = ["Detections", "Detector", "detect_frames", "make_detector", "resolve_device"]
 
 
 def resolve_device(device: str) -> str:
@@ -23,17 +29,18 @@ def resolve_device(device: str) -> str:
 
 
 def make_detector(cfg: AlignConfig) -> Detector:
-    """Build the detector named by `align.detector` on `align.device`."""
-    device = resolve_device(cfg.device)
-    if cfg.detector == "mtcnn":
-        from aver.faces.mtcnn import MtcnnDetector
-
-        return MtcnnDetector(device=device, min_face=cfg.min_face)
-    if cfg.detector == "retinaface":
-        from aver.faces.retinaface import RetinaFaceDetector, resolve_weights
-
-        return RetinaFaceDetector(resolve_weights(cfg), device=device)
-    raise ValueError(f"unknown detector {cfg.detector!r}")
+    """Build the detector named by `align.detector` (aver.faces.DETECTORS) on `align.device`."""
+    target = DETECTORS.get(cfg.detector)
+    if target is None:
+        raise ConfigError(
+            f"align.detector: unknown detector {cfg.detector!r}",
+            fix=f"set align.detector to one of {', '.join(DETECTORS)}",
+        )
+    module, name = target.split(":")
+    detector: Detector = getattr(importlib.import_module(module), name)(
+        cfg, resolve_device(cfg.device)
+    )
+    return detector
 
 
 def detect_frames(

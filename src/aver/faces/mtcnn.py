@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from aver.config import AlignConfig
 from aver.faces.detection import Detections
+
+
+def from_config(cfg: AlignConfig, device: str) -> MtcnnDetector:
+    """The detector `align.detector: mtcnn` names (reads align.min_face)."""
+    return MtcnnDetector(device=device, min_face=cfg.min_face)
 
 
 class MtcnnDetector:

@@ -144,6 +144,11 @@ def resolve_weights(cfg: AlignConfig, dl: DownloadConfig | None = None) -> Path:
     )
 
 
+def from_config(cfg: AlignConfig, device: str) -> RetinaFaceDetector:
+    """The detector `align.detector: retinaface` names (weights per align.retinaface_*)."""
+    return RetinaFaceDetector(resolve_weights(cfg), device=device)
+
+
 class RetinaFaceDetector:
     """Batched RetinaFace: one forward pass per batch of equal-size RGB frames."""
 

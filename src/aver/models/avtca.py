@@ -2,10 +2,10 @@
 cross-self-attention (CT), max-pool per stream, element-wise sum, Linear.
 
 Variants (Table V): it1 / it4 = `layers` IT blocks with 1 / 4 heads and no CT; ct1 / ct4 = the
-CT block alone with 1 / 4 heads; full = IT-4 blocks then CT-4. `cfg.heads` is not used (the
-variant fixes the heads) and, as in the paper, no positional encoding is added. With
-`unimodal_weight > 0` (not in the paper) a classifier on each stream's projected tokens, before
-fusion, adds its weighted cross-entropy to the loss.
+CT block alone with 1 / 4 heads; full = IT-4 blocks then CT-4. The variant fixes the heads and,
+as in the paper, no positional encoding is added. With `unimodal_weight > 0` (not in the paper)
+a classifier on each stream's projected tokens, before fusion, adds its weighted cross-entropy
+to the loss.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aver.config import AVTCA_HEADS, ModelConfig
+from aver.models.avtca_config import VARIANTS, AVTCAConfig
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
 from aver.models.layers import (
     BranchHeads,
@@ -23,10 +23,6 @@ from aver.models.layers import (
     masked_max,
 )
 from aver.models.output import ModelOutput
-
-# variant -> (IT heads or None, CT heads or None); kept in aver.config so params validation
-# can check that the heads divide d_model.
-VARIANTS: dict[str, tuple[int | None, int | None]] = AVTCA_HEADS
 
 
 class IntermediateBlock(nn.Module):
@@ -73,7 +69,7 @@ class CrossSelfAttention(nn.Module):
 class AVTCA(nn.Module):
     """AVT-CA on the model batch; `cfg.variant` selects the Table V ablation."""
 
-    def __init__(self, cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int):
+    def __init__(self, cfg: AVTCAConfig, *, n_classes: int, audio_dim: int, face_size: int):
         super().__init__()
         d = cfg.d_model
         it_heads, ct_heads = VARIANTS[cfg.variant]

@@ -14,11 +14,11 @@ from typing import cast
 import torch
 from torch import nn
 
-from aver.config import ModelConfig
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
 from aver.models.layers import EncoderBlock, check_heads, masked_pool, pool_width
 from aver.models.output import ModelOutput
 from aver.models.rotary import rope_frequencies, sequence_rotation
+from aver.models.spec import TokenModelConfig
 
 _KEYS = {
     "audio": ("audio", "audio_mask", "audio_times"),
@@ -29,7 +29,7 @@ _KEYS = {
 class UnimodalNet(nn.Module):
     """One modality's encoder and Transformer; reads its three keys from the batch."""
 
-    def __init__(self, modality: str, encoder: nn.Module, n_classes: int, cfg: ModelConfig):
+    def __init__(self, modality: str, encoder: nn.Module, n_classes: int, cfg: TokenModelConfig):
         super().__init__()
         d = cfg.d_model
         self.cfg = cfg
@@ -62,12 +62,16 @@ class UnimodalNet(nn.Module):
         return ModelOutput(self.head(self.drop(pooled)))
 
 
-def audio_only(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int) -> UnimodalNet:
+def audio_only(
+    cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int
+) -> UnimodalNet:
     """Audio branch alone."""
     return UnimodalNet("audio", AudioConvEncoder(audio_dim, cfg.audio_channels), n_classes, cfg)
 
 
-def video_only(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int) -> UnimodalNet:
+def video_only(
+    cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int
+) -> UnimodalNet:
     """Face branch alone."""
     enc = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
     return UnimodalNet("video", enc, n_classes, cfg)
@@ -76,7 +80,7 @@ def video_only(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: i
 class LateFusion(nn.Module):
     """Average of the unimodal models' logits."""
 
-    def __init__(self, cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int):
+    def __init__(self, cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int):
         super().__init__()
         kw = {"n_classes": n_classes, "audio_dim": audio_dim, "face_size": face_size}
         self.audio = audio_only(cfg, **kw)

@@ -209,14 +209,3 @@ class VideoFrameEncoder(nn.Module):
         feats = self.frame(video[mask])
         out = feats.new_zeros(b, t, self.out_dim).index_put((mask,), feats)
         return out, mask, times
-
-
-class TokenEncoder(nn.Module):
-    """Already-featurised tokens (B, T, F) -> (B, T, F) unchanged (tensor-level probes)."""
-
-    def __init__(self, in_dim: int):
-        super().__init__()
-        self.out_dim = in_dim
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> Tokens:
-        return x.masked_fill(~mask.unsqueeze(-1), 0.0), mask, times

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aver.config import ModelConfig
 from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
 from aver.models.layers import BranchHeads, EncoderBlock, check_heads, masked_pool, pool_width
 from aver.models.losses import CTMHead, ctm_loss
+from aver.models.msan_config import MSANConfig
 from aver.models.output import ModelOutput
 from aver.models.rotary import rope_frequencies, sequence_rotation
 
@@ -24,7 +24,7 @@ from aver.models.rotary import rope_frequencies, sequence_rotation
 class MSANCore(nn.Module):
     """The shared-space encoder and classifier on token sequences (B, T, F) of each modality."""
 
-    def __init__(self, audio_dim: int, video_dim: int, n_classes: int, cfg: ModelConfig):
+    def __init__(self, audio_dim: int, video_dim: int, n_classes: int, cfg: MSANConfig):
         super().__init__()
         d = cfg.d_model
         self.cfg = cfg
@@ -116,12 +116,11 @@ class MSANCore(nn.Module):
 class MSAN(nn.Module):
     """Audio/video front-ends + MSANCore on the model batch."""
 
-    def __init__(self, cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int):
+    def __init__(self, cfg: MSANConfig, *, n_classes: int, audio_dim: int, face_size: int):
         super().__init__()
         self.audio = AudioConvEncoder(audio_dim, cfg.audio_channels)
         self.video = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
         self.core = MSANCore(self.audio.out_dim, self.video.out_dim, n_classes, cfg)
-        self.face_size = face_size
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         a, am, at = self.audio(batch["audio"], batch["audio_mask"], batch["audio_times"])

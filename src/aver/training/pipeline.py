@@ -34,6 +34,7 @@ from aver.errors import ConfigError
 from aver.features.cache import FeatureCache
 from aver.io.atomic import write_csv, write_json
 from aver.redact import redact_obj, redact_uri
+from aver.resolution import resolve
 from aver.tracking import registry, runs
 from aver.training import checkpoints, ddp, plots
 from aver.training.folds import FoldSetup, prepare_fold, resolve_folds, with_seed
@@ -50,7 +51,6 @@ from aver.training.metrics import (
     classification_metrics,
     confusion_matrix,
 )
-from aver.training.presets import resolve_params
 from aver.workspace import git_state
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,8 @@ def run(params: Params) -> dict[str, Any]:
 
 def _plan(params: Params) -> TrainRun:
     """Resolve params, check folds and scaling, gather the run-wide tags (nothing logged yet)."""
-    resolved, applied = resolve_params(params)
+    res = resolve(params)
+    resolved, applied = res.params, res.applied
     cfg = resolved.train
     cache = FeatureCache(resolved.cache.out)
     folds = resolve_folds(cfg.folds, cache.n_folds)

@@ -1,22 +1,15 @@
-"""Named training presets and how they combine with params.yaml and tuned values.
+"""Named training presets: `train.preset` -> the train keys it sets, as published.
 
-Precedence, lowest to highest:
-  1. TrainConfig defaults (aver.config) and the keys written in params.yaml under `train:`
-  2. the preset named by `train.preset`: it sets exactly the keys it lists, over params.yaml
-     (so `dvc exp run -S train.preset=avtca_paper` runs the preset as published)
-  3. tuned values from `train.tuned_params` (reports/tune/best_params.yaml) when `train.use_tuned`
-
-To change one of a preset's keys, copy the preset's values into params.yaml and drop the preset.
+aver.resolution applies them (over params.yaml, under tuned values and overrides); see there for
+the precedence. To change one of a preset's keys, copy the preset's values into params.yaml and
+drop the preset.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from aver.config import Params, TrainConfig, with_overrides
+from aver.config import TrainConfig
 from aver.errors import ConfigError
 
 # Keys are relative to `train` (dotted for the nested model section).
@@ -81,51 +74,4 @@ def preset_values(train: TrainConfig) -> dict[str, Any]:
         return {}
     if name not in PRESETS:
         raise ConfigError(f"train.preset: unknown preset {name!r}; valid: {', '.join(PRESETS)}")
-    out = dict(PRESETS[name])
-    return out
-
-
-def apply_preset(params: Params) -> Params:
-    """Params with the preset filled in. Call on params as loaded from YAML (before any
-    re-validation such as `with_overrides`, which marks every key as explicitly set)."""
-    values = preset_values(params.train)
-    if not values:
-        return params
-    return with_overrides(params, {f"train.{k}": v for k, v in values.items()}, "train.preset")
-
-
-def load_tuned(path: str | Path) -> dict[str, Any]:
-    """Dotted overrides from a tune stage's best_params.yaml (e.g. {"train.lr": 3e-4})."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(
-            "train.use_tuned is true but the tuned parameters file does not exist",
-            path=path,
-            fix="run the tune stage first (dvc repro tune), or set train.use_tuned: false",
-        )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}", path=path) from None
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping of dotted keys to values", path=path)
-    bad = [k for k in raw if not str(k).startswith("train.")]
-    if bad:
-        raise ConfigError(
-            f"only train.* keys can be tuned, found {bad}",
-            path=path,
-            fix="rerun the tune stage, or remove those keys",
-        )
-    return {str(k): v for k, v in raw.items()}
-
-
-def resolve_params(params: Params, root: str | Path = ".") -> tuple[Params, dict[str, Any]]:
-    """Apply the preset, then tuned values; return the resolved params and what was applied."""
-    applied: dict[str, Any] = {f"preset.{k}": v for k, v in preset_values(params.train).items()}
-    resolved = apply_preset(params)
-    if params.train.use_tuned:
-        path = Path(root) / params.train.tuned_params
-        tuned = load_tuned(path)
-        resolved = with_overrides(resolved, tuned, str(path))
-        applied.update({f"tuned.{k}": v for k, v in tuned.items()})
-    return resolved, applied
+    return dict(PRESETS[name])

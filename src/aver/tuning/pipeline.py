@@ -14,8 +14,8 @@ from pathlib import Path
 from aver.config import Params, flatten
 from aver.errors import DataError
 from aver.io.atomic import write_csv
+from aver.resolution import resolve
 from aver.tracking import runs
-from aver.training.presets import apply_preset
 from aver.tuning.report import best_config, results_table, write_outputs
 from aver.tuning.runner import (
     Sweep,
@@ -26,7 +26,7 @@ from aver.tuning.runner import (
     recorded_parent,
     sweep_key,
 )
-from aver.tuning.space import validate_space
+from aver.tuning.space import space_for_model, validate_space
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def run(params: Params) -> None:
     The sweep tunes the model `train` would train: `train.preset` is applied first (tuned
     values are not: they are this stage's output).
     """
-    params = apply_preset(params)
+    params = space_for_model(resolve(params, tuned=False).params)
     cfg = params.tune
     validate_space(params)  # before MLflow or Ray start
     cache = Path(cfg.cache_path or params.cache.out).expanduser().resolve()

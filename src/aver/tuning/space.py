@@ -2,10 +2,13 @@
 
 `validate_space` checks every entry against the train config when the tune stage starts (before
 MLflow or Ray), so a typo fails in a second with the key named, not in every trial later.
+`space_for_model` first drops the `train.model.*` keys of models other than the one the sweep
+trains (params.yaml may list keys of several models), with a log line each.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import types
 import typing
@@ -16,10 +19,44 @@ from ray import tune
 
 from aver.config import Params, SearchParam, with_overrides
 from aver.errors import ConfigError
+from aver.models import MODEL_CONFIGS, model_keys
+
+log = logging.getLogger(__name__)
 
 # Keys the sweep sets itself: searching them would fight the sweep's own settings.
 RESERVED = {"train.epochs": "tune.max_epochs sets the epochs of every trial"}
 FIX = "edit tune.space in params.yaml"
+
+
+def key_models(key: str) -> list[str]:
+    """The models a dotted `train.model.*` key belongs to (every model for other keys)."""
+    prefix = "train.model."
+    if not key.startswith(prefix) or "." in key[len(prefix) :]:
+        return list(MODEL_CONFIGS)
+    return [name for name in MODEL_CONFIGS if key[len(prefix) :] in model_keys(name)]
+
+
+def space_for_model(params: Params) -> Params:
+    """`params` with tune.space limited to keys of the model train.model.name names.
+
+    A key only other models have is skipped with an INFO line; a key no model has stays (and
+    `validate_space` names it)."""
+    name = params.train.model.name
+    keep: dict[str, SearchParam] = {}
+    for key, spec in params.tune.space.items():
+        owners = key_models(key)
+        if owners and name not in owners:
+            log.info(
+                "tune.space.%s: a key of %s, not of train.model.name=%s; not searched",
+                key,
+                "/".join(owners),
+                name,
+            )
+            continue
+        keep[key] = spec
+    if len(keep) == len(params.tune.space):
+        return params
+    return params.model_copy(update={"tune": params.tune.model_copy(update={"space": keep})})
 
 
 def validate_space(params: Params) -> None:
@@ -36,7 +73,7 @@ def validate_space(params: Params) -> None:
 
 def _check_entry(params: Params, key: str, spec: SearchParam) -> None:
     where = f"tune.space.{key}"
-    annotation = _train_field(key, where)
+    annotation = _train_field(params, key, where)
     if key in RESERVED:
         raise ConfigError(f"{where}: cannot be searched ({RESERVED[key]})", fix=FIX)
     if spec.type == "choice":
@@ -100,18 +137,20 @@ def _check_range(key: str, spec: SearchParam, annotation: Any) -> list[Any]:
     return [spec.low, math.nextafter(spec.high, spec.low)]  # Ray samples [low, high)
 
 
-def _train_field(key: str, where: str) -> Any:
-    """The type annotation of a dotted `train.` key; ConfigError when there is no such leaf."""
+def _train_field(params: Params, key: str, where: str) -> Any:
+    """The type annotation of a dotted `train.` key; ConfigError when there is no such leaf.
+
+    Sections are walked on `params` itself, so train.model is the resolved model's config."""
     parts = key.split(".")
     if parts[0] != "train" or len(parts) < 2:
         raise ConfigError(
             f"{where}: only train.* keys can be searched (each trial runs the training loop)",
             fix=f"{FIX}: use a key under train:, e.g. train.lr or train.model.dropout",
         )
-    model: type[BaseModel] = Params
+    node: Any = params
     annotation: Any = None
     for depth, part in enumerate(parts):
-        fields = model.model_fields
+        fields = type(node).model_fields
         if part not in fields:
             section = ".".join(parts[:depth])
             raise ConfigError(
@@ -119,12 +158,13 @@ def _train_field(key: str, where: str) -> Any:
                 fix=f"{FIX}: keys under {section}: {', '.join(sorted(fields))}",
             )
         annotation = fields[part].annotation
+        value = getattr(node, part)
         last = depth == len(parts) - 1
-        is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        is_section = isinstance(value, BaseModel)
         if is_section and not last:
-            model = annotation
+            node = value
         elif is_section:
-            example = f"{key}.{next(iter(annotation.model_fields))}"
+            example = f"{key}.{next(iter(type(value).model_fields))}"
             raise ConfigError(
                 f"{where}: {key} is a section, not a value",
                 fix=f"{FIX}: name a key inside it, e.g. {example}",
