@@ -34,10 +34,6 @@ NOT_AFFECTING: dict[str, dict[str, str]] = {
     "align": {"download": "transfer settings (retries, timeouts) of the retinaface weights"},
     "tune": {
         **_FEATURES,
-        "train.folds": "train stage only: trials train tune.fold",
-        "train.seeds": "train stage only: the seeds it trains; trials use train.seed",
-        "train.model_fold": "train stage only: which fold's model is kept",
-        "train.out": "train stage only: where models are written",
         "train.tuned_params": "what train reads; tune writes tune.out",
     },
     "train": _FEATURES,

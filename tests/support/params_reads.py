@@ -32,12 +32,23 @@ from tests.support.structure import import_graph
 if TYPE_CHECKING:
     from mypy.types import Instance
 
-NOT_READING = {"aver.config"}
+
+def _not_reading() -> set[str]:
+    """aver.config, the model registry it imports, and the modules defining config classes.
+
+    Their validators cross-check sections but shape no stage's output; `aver.models` (the
+    registry, imported by every stage through aver.config) reads model fields only in
+    `build_model`, which train, tune and evaluate reach through their own modules too.
+    """
+    return {"aver.config", "aver.models"} | {b.__module__ for c in _all_models() for b in _bases(c)}
 
 
 def section_paths(model: type[BaseModel] = Params, prefix: str = "") -> dict[str, set[str]]:
     """Config class (module.QualName) -> its dotted paths in params.yaml ('' for Params)."""
     out: dict[str, set[str]] = {_fullname(model): {prefix}}
+    for base in model.__mro__[1:]:  # a model's own base classes (ModelConfigBase) share its paths
+        if issubclass(base, BaseModel) and base.model_fields and base.__module__.startswith("aver"):
+            out.setdefault(_fullname(base), set()).add(prefix)
     for name, field in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
         for cls in _models_in(field.annotation):
@@ -81,7 +92,8 @@ def field_reads(src: Path, cache_dir: Path) -> dict[str, set[str]]:
     from mypy.traverser import NameAndMemberCollector
 
     paths = section_paths()
-    classes = {_fullname(c): c for c in _all_models()}
+    classes = {_fullname(b): b for c in _all_models() for b in _bases(c)}
+    not_reading = _not_reading()
 
     def options_for(preserve: bool) -> tuple[list, Options]:
         sources, options = process_options([str(src / "aver")])
@@ -101,30 +113,43 @@ def field_reads(src: Path, cache_dir: Path) -> dict[str, set[str]]:
         raise AssertionError("mypy errors:\n" + "\n".join(errors))
     reads: dict[str, set[str]] = {}
     for name, state in result.graph.items():
-        if not name.startswith("aver") or name in NOT_READING or state.tree is None:
+        if not name.startswith("aver") or name in not_reading or state.tree is None:
             continue
         collector = NameAndMemberCollector()  # a mypyc class: used, not subclassed
         state.tree.accept(collector)
         found = reads[name] = set()
         for expr in collector.member_exprs:
-            owner = _instance(result.types.get(expr.expr))
-            if owner is None or owner.type.fullname not in paths:
-                continue
-            value = _instance(result.types.get(expr))
-            if value is not None and value.type.fullname in paths:
+            value = _instances(result.types.get(expr))
+            if any(v.type.fullname in paths for v in value):
                 continue  # a section: its reads are counted where its fields are read
-            cls = classes[owner.type.fullname]
-            if expr.name in cls.model_fields:
-                key = expr.name  # a field
-            elif hasattr(BaseModel, expr.name):
-                continue  # pydantic's own (model_dump, model_copy): no particular key
-            else:  # a property or method of the section: the fields it reads
-                for base in paths[owner.type.fullname]:
-                    found.update(f"{base}.{f}" if base else f for f in _self_reads(cls, expr.name))
-                continue
-            for base in paths[owner.type.fullname]:
-                found.add(f"{base}.{key}" if base else key)
+            for owner in _instances(result.types.get(expr.expr)):
+                if owner.type.fullname in paths:
+                    found.update(_member_reads(classes[owner.type.fullname], expr.name, paths))
     return reads
+
+
+def _bases(cls: type[BaseModel]) -> list[type[BaseModel]]:
+    """`cls` and its aver base classes that hold fields (a model union's shared base)."""
+    return [
+        b
+        for b in cls.__mro__
+        if isinstance(b, type)
+        and issubclass(b, BaseModel)
+        and b.__module__.startswith("aver")
+        and (b is cls or b.model_fields)
+    ]
+
+
+def _member_reads(cls: type[BaseModel], name: str, paths: dict[str, set[str]]) -> set[str]:
+    """The params paths that reading attribute `name` of a `cls` instance reads."""
+    bases = paths[_fullname(cls)]
+    if name in cls.model_fields:
+        keys = {name}  # a field
+    elif hasattr(BaseModel, name):
+        return set()  # pydantic's own (model_dump, model_copy): no particular key
+    else:  # a property or method of the section: the fields it reads
+        keys = _self_reads(cls, name)
+    return {f"{base}.{k}" if base else k for base in bases for k in keys}
 
 
 def _self_reads(cls: type[BaseModel], name: str) -> set[str]:
@@ -145,11 +170,14 @@ def _self_reads(cls: type[BaseModel], name: str) -> set[str]:
     }
 
 
-def _instance(typ: object) -> Instance | None:
-    from mypy.types import Instance, Type, get_proper_type
+def _instances(typ: object) -> list[Instance]:
+    """The class instances a mypy type stands for (each member of a union)."""
+    from mypy.types import Instance, Type, UnionType, get_proper_type
 
     proper = get_proper_type(typ) if isinstance(typ, Type) else None
-    return proper if isinstance(proper, Instance) else None
+    if isinstance(proper, UnionType):
+        return [i for item in proper.items for i in _instances(item)]
+    return [proper] if isinstance(proper, Instance) else []
 
 
 def stage_modules(repo: Path, stage: str) -> set[str]:
