@@ -36,6 +36,7 @@ from aver.errors import ConfigError
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
 from aver.io.atomic import write_csv, write_json
+from aver.model_card import card_from_params
 from aver.models import build_model
 from aver.redact import redact_obj, redact_uri
 from aver.tracking import registry, runs
@@ -444,14 +445,16 @@ def _train_fold(
             "data_fingerprint": tags.get("data_fingerprint", ""),
             "git_commit": tags.get("git_commit", ""),
         }
-        checkpoints.save_model_file(
-            model_file,
-            res.best_state,
-            params=redact_obj(params.model_dump(mode="json")),
+        card = card_from_params(
+            params,
             classes=setup.classes,
             dims=setup.dims,
-            info=info,
+            stats=info.pop("stats"),
+            cache_meta=info.pop("cache_meta"),
+            run=info,
+            git_commit=tags.get("git_commit"),
         )
+        checkpoints.save_model_file(model_file, res.best_state, card)
         outcome = FoldOutcome(
             fold=fold, seed=seed, key=key, fit=res, val=val, run_id=run_id, model_file=model_file
         )
