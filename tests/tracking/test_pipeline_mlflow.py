@@ -11,8 +11,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from aver.evaluation.pipeline import run as evaluate
+from aver.inference import load_trained_model
 from aver.tracking import registry
-from aver.training.checkpoints import load_trained_model
 from aver.training.pipeline import run as train
 from tests.tracking.conftest import tiny_params
 
@@ -86,7 +86,8 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
 
     # model.pt: weights_only, rebuilds the net; the pyfunc from the registry agrees with it
     raw = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
-    assert raw["classes"] == ["angry", "happy"] and raw["info"]["fold"] == 0
+    card = json.loads(raw["card"])
+    assert card["classes"] == ["angry", "happy"] and card["run"]["fold"] == 0
     trained = load_trained_model(tmp_path / "models" / "model.pt")
     pyfunc = mlflow.pyfunc.load_model("models:/pipe-demo@champion")
     example = pyfunc.input_example

@@ -459,15 +459,13 @@ def _train_fold(
             fold=fold, seed=seed, key=key, fit=res, val=val, run_id=run_id, model_file=model_file
         )
         if keep_example:
+            from aver.inference import probabilities
             from aver.tracking.pyfunc import input_example
 
-            setup.model.eval()
             batch = next(iter(setup.val_loader))
             outcome.example = input_example(batch)
-            with torch.no_grad():
-                ex = {k: torch.as_tensor(v).to(device) for k, v in outcome.example.items()}
-                outcome.example_probs = torch.softmax(setup.model(ex).logits.float(), -1).cpu()
-                outcome.example_probs = outcome.example_probs.numpy()
+            ex = {k: torch.as_tensor(v) for k, v in outcome.example.items()}
+            outcome.example_probs = probabilities(setup.model, ex)
     return outcome
 
 
