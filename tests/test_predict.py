@@ -172,10 +172,9 @@ def _predict(repo: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 
 def _test_clips(repo: Path) -> pd.DataFrame:
     """Test-split clips of the model fold (speakers the model never saw), with their paths."""
-    import torch
+    from aver.training.checkpoints import read_model_file
 
-    info = torch.load(repo / "models" / "model.pt", weights_only=True)["info"]
-    fold = int(info["fold"])
+    fold = int(read_model_file(repo / "models" / "model.pt").card.run["fold"])
     index = pd.read_csv(repo / "data" / "features" / "index.csv", dtype=str)
     raw = pd.read_csv(repo / "data" / "raw" / "index.csv", dtype=str)
     test = index[index[f"split_{fold}"] == "test"].merge(raw[["clip_id", "path"]], on="clip_id")

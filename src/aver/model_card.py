@@ -28,7 +28,7 @@ from aver.redact import redact_obj
 log = logging.getLogger(__name__)
 
 CARD_VERSION = 2
-SECTIONS = {"extract": ExtractConfig, "align": AlignConfig, "cache": CacheConfig}
+SECTIONS: dict[str, type[BaseModel]] = {"extract": ExtractConfig, "align": AlignConfig, "cache": CacheConfig}
 UPGRADE_FIX = "upgrade aver (pip install -e . in a newer checkout) or retrain with this version"
 C = TypeVar("C", bound=BaseModel)
 
@@ -66,7 +66,7 @@ class Provenance(_Record):
 
 
 class ModelCard(_Record):
-    card_version: Literal[2] = CARD_VERSION
+    card_version: Literal[2] = 2  # CARD_VERSION
     model: dict[str, Any]  # model config: name + fields, plain data
     classes: list[str]
     input: InputSpec
@@ -88,7 +88,8 @@ class ModelCard(_Record):
     def section(self, name: str) -> Any:
         """The extract, align or cache settings as today's config class (None if not stored)."""
         raw = self.features.get(name)
-        return None if raw is None else lenient(SECTIONS[name], raw, f"model card: {name}")
+        cls: type[BaseModel] = SECTIONS[name]
+        return None if raw is None else lenient(cls, raw, f"model card: {name}")
 
     def fold_stats(self) -> FoldStats | None:
         return None if self.stats is None else FoldStats.from_dict(self.stats)
@@ -125,7 +126,8 @@ def card_from_params(
     (its meta.json: the cache settings used and the audio/video rates and frame counts)."""
     meta = cache_meta or {}
     cache = dict(meta.get("config") or params.cache.model_dump(mode="json"))
-    audio, video = meta.get("audio") or {}, meta.get("video") or {}
+    audio: Mapping[str, Any] = meta.get("audio") or {}
+    video: Mapping[str, Any] = meta.get("video") or {}
     return ModelCard(
         model=params.train.model.model_dump(mode="json"),
         classes=list(classes),

@@ -144,4 +144,4 @@ def test_train_against_mlflow_server(server_store, tiny_cache, tmp_path):
     assert "plots/confusion_val.png" in _artifacts(client, child.info.run_id)
     assert str(registry.current_champion("srv-demo").version) == ml["version"]
     path = registry.download_model_file("models:/srv-demo@champion", tmp_path / "dl")
-    assert torch.load(path, weights_only=True)["classes"] == ["angry", "happy"]
+    assert json.loads(torch.load(path, weights_only=True)["card"])["classes"] == ["angry", "happy"]
