@@ -6,8 +6,8 @@ seed (the file names of a single-seed run are unchanged) and `K-seed-S` with sev
 
 Outputs under `train.out` (models/):
 - `model.pt`: best weights of the model fold (train.model_fold, default the first trained fold)
-  trained with the FIRST seed (a fixed choice, not a pick on any score) + resolved params +
-  classes + input dims + normalisation stats (weights_only-loadable); registered in MLflow
+  trained with the FIRST seed (a fixed choice, not a pick on any score) + its model card
+  (aver.model_card: what inference needs; weights_only-loadable); registered in MLflow
 - `folds/fold-<key>.pt`: the same for every (fold, seed) run (the evaluate stage tests each)
 - `checkpoints/fold-<key>/last.pt`: resume state; `checkpoints/mlflow.json`: run ids to reopen
   (train.executor ray: Ray Train's run `checkpoints/ray/fold-K`, `checkpoints/ray/seed-S/fold-K`
