@@ -33,6 +33,20 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # ---- pure parts -----------------------------------------------------------------------------
 
 
+def test_input_settings_come_from_the_model_card():
+    """Every setting that shapes the input is the model file's, none from params.yaml (here a
+    file written before the card, converted on read)."""
+    from aver.inference import load_trained_model
+    from aver.predict import input_settings
+
+    trained = load_trained_model(Path(__file__).parent / "fixtures" / "model-v1.pt")
+    settings = input_settings(trained, "no-such-params.yaml")
+    assert settings.notes == ()
+    assert settings.cache == trained.card.section("cache") and settings.cache.n_mfcc == 8
+    assert settings.sample_rate == 16000 and settings.stats.n_clips == 12
+    assert settings.extract.fps == 25.0 and settings.align.detector == "mtcnn"
+
+
 def _prediction(**kw) -> Prediction:
     base = dict(
         video="clip.mp4",
