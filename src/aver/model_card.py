@@ -28,7 +28,11 @@ from aver.redact import redact_obj
 log = logging.getLogger(__name__)
 
 CARD_VERSION = 2
-SECTIONS: dict[str, type[BaseModel]] = {"extract": ExtractConfig, "align": AlignConfig, "cache": CacheConfig}
+SECTIONS: dict[str, type[BaseModel]] = {
+    "extract": ExtractConfig,
+    "align": AlignConfig,
+    "cache": CacheConfig,
+}
 UPGRADE_FIX = "upgrade aver (pip install -e . in a newer checkout) or retrain with this version"
 C = TypeVar("C", bound=BaseModel)
 

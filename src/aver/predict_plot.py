@@ -44,8 +44,9 @@ def timeline_png(
     """Stacked areas of per-window class probabilities against time (window centres marked)."""
     x, y = timeline_steps(centres, probs, duration_s)
     fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 4 + duration_s / 4)), 3.4))
-    colors = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20").colors
-    ax.stackplot(x, y.T, labels=list(classes), colors=colors[: len(classes)], alpha=0.85)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    colors = [cmap(i) for i in range(len(classes))]  # the first entries of a listed map
+    ax.stackplot(x, y.T, labels=list(classes), colors=colors, alpha=0.85)
     for c in np.asarray(centres):
         ax.axvline(float(c), color="white", lw=0.5, alpha=0.6)
     ax.set_xlim(0, max(float(duration_s), float(x[-1])))

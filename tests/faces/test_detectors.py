@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from aver.config import AlignConfig
-from aver.faces.detectors import Detections, detect_frames, make_detector
+from aver.faces.detection import Detections
+from aver.faces.detectors import detect_frames, make_detector
 from aver.faces.mtcnn import MtcnnDetector
 from tests.faces.conftest import blank, moving_face, two_faces
 

@@ -157,7 +157,11 @@ def synth_speech(
     duration_s: float,
     sample_rate: int = 16000,
 ) -> np.ndarray:
-    """Render one clip's waveform: float32 mono in [-1, 1], `duration_s * sample_rate` samples."""
+    """Render one clip's waveform: float32 mono in [-1, 1], `duration_s * sample_rate` samples.
+
+    Long: one source-filter synthesis drawing from `rng` in a fixed order; the demo dataset (and
+    the BENCHMARKS figures) depend on that order, so it stays in one readable sequence.
+    """
     n = round(duration_s * sample_rate)
     t = np.arange(n) / sample_rate
     # Control signals on a 5 ms grid, interpolated to samples.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import cv2
 import numpy as np
@@ -47,7 +48,7 @@ def _photo_images() -> list[tuple[str, np.ndarray]]:
     import skimage.data
 
     out = []
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+    with cast(BinaryIO, matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as fh:
         out.append(
             ("grace_hopper", np.ascontiguousarray(matplotlib.image.imread(fh, format="jpg")))
         )
@@ -250,6 +251,9 @@ def render_clip(
 
     `smile`/`frown`: expression strengths (0 = neutral face); `opening` (T,): jaw opening in [0, 1]
     per frame (from the audio's syllables); `times` (T,): frame times in seconds.
+
+    Long: the per-clip draws from `rng` and the per-frame warp share one fixed draw order that
+    the demo dataset (and the BENCHMARKS figures) depend on.
     """
     canvas, lm, size, margin = (
         appearance.canvas,

@@ -301,7 +301,7 @@ def clip_ids(files: list[Path]) -> list[str]:
             for f, i in zip(files, ids)
         ]
         depth += 1
-    counts, seen, out = Counter(ids), Counter(), []
+    counts, seen, out = Counter(ids), Counter[str](), []
     for i in ids:  # last resort: a counter
         seen[i] += 1
         out.append(i if counts[i] == 1 else f"{i}-{seen[i]}")

@@ -17,7 +17,7 @@ def recall_bars_png(
 ) -> Path:
     """Horizontal bar per class; absent classes drawn empty."""
     names = list(recall)
-    values = [np.nan if recall[c] is None else float(recall[c]) for c in names]
+    values = [np.nan if (v := recall[c]) is None else float(v) for c in names]
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.5))
     ax.barh(range(len(names)), np.nan_to_num(values), color="tab:blue")
     ax.set_yticks(range(len(names)), names)

@@ -1,49 +1,16 @@
-"""The face detector interface, the factory, and batched detection on downscaled frames."""
+"""The detector factory (`align.detector` -> a Detector) and batched detection on downscaled frames.
+
+The interface (Detector, Detections) lives in aver.faces.detection, which the detectors import:
+the arrows go factory -> detectors -> interface, never back.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from aver.config import AlignConfig
-
-
-@dataclass(frozen=True)
-class Detections:
-    """Faces found in one frame: boxes (n, 4) xyxy, scores (n,), landmarks (n, 5, 2), pixels.
-
-    Landmark order: left eye, right eye, nose, left mouth corner, right mouth corner (image
-    left/right, as in the ArcFace template).
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: np.ndarray
-
-    @classmethod
-    def empty(cls) -> Detections:
-        return cls(
-            np.zeros((0, 4), np.float32),
-            np.zeros((0,), np.float32),
-            np.zeros((0, 5, 2), np.float32),
-        )
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def scaled(self, fx: float, fy: float) -> Detections:
-        """Coordinates multiplied by (fx, fy) (back to source-frame pixels after a resize)."""
-        f = np.array([fx, fy], np.float32)
-        return Detections(self.boxes * np.tile(f, 2), self.scores, self.landmarks * f)
-
-
-class Detector(Protocol):
-    """Batched face detector: RGB uint8 frames (H, W, 3) of one size -> one Detections each."""
-
-    def detect(self, frames: list[np.ndarray]) -> list[Detections]: ...
+from aver.faces.detection import Detections, Detector
 
 
 def resolve_device(device: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aver.faces.detectors import Detections
+from aver.faces.detection import Detections
 
 
 class MtcnnDetector:

@@ -18,17 +18,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+if TYPE_CHECKING:
+    import av
+
 from aver.config import AlignConfig, Params
 from aver.errors import DataError
 from aver.faces.alignment import align_face
 from aver.faces.detectors import Detector, detect_frames, make_detector
+from aver.faces.face_track import detection_frames, track_faces
 from aver.faces.store import FaceStore, write_store
-from aver.faces.tracking import detection_frames, track_faces
 from aver.failures import (
     Failure,
     check_failure_fraction,
@@ -68,7 +72,7 @@ class AlignedClip:
     n_frames: int
 
 
-def iter_sampled(path: str | Path, sample_fps: float) -> Iterator[tuple[int, float, object]]:
+def iter_sampled(path: str | Path, sample_fps: float) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """Yield (sample index, frame-centre time in s, av.VideoFrame) at most `sample_fps` per s.
 
     Frame k of the constant-rate video covers [k/fps, (k+1)/fps); a frame is taken when the next
@@ -101,7 +105,10 @@ def sampled_fps(path: str | Path, sample_fps: float) -> float:
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return min(sample_fps, float(stream.average_rate or stream.guessed_rate))
+        rate = stream.average_rate or stream.guessed_rate
+        if rate is None:
+            raise DataError("video has no frame rate", path=path, fix="rerun the extract stage")
+        return min(sample_fps, float(rate))
 
 
 def align_clip(path: str | Path, cfg: AlignConfig, detector: Detector) -> AlignedClip:
@@ -134,7 +141,7 @@ def align_clip(path: str | Path, cfg: AlignConfig, detector: Detector) -> Aligne
     for i, _, frame in iter_sampled(path, cfg.sample_fps):
         if i < n:
             faces[i] = align_face(frame.to_ndarray(format="rgb24"), track.landmarks[i], cfg.size)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "frames": faces,
         "times": np.asarray(times, np.float32),
         "detected": track.detected,
@@ -184,7 +191,8 @@ def process_clip(job: ClipJob) -> dict:
             )
         else:
             with atomic_path(npz, suffix=".npz") as tmp:
-                np.savez(tmp, **clip.arrays)
+                # numpy's stub types **kwds against its allow_pickle: bool parameter
+                np.savez(tmp, **clip.arrays)  # type: ignore[arg-type]
             meta["status"] = "ok"
     except Exception as err:  # undecodable media (av.error.*), bad data: record and go on
         meta.update(status="failed", reason=f"cannot align ({type(err).__name__}: {err})")

@@ -18,7 +18,7 @@ import torch
 
 from aver.config import AlignConfig, DownloadConfig
 from aver.errors import AverError, ConfigError, DataError, DownloadError
-from aver.faces.detectors import Detections
+from aver.faces.detection import Detections
 
 DEFAULT_NAME = "retinaface_resnet50.pth"
 KNOWN_URL = (

@@ -37,7 +37,7 @@ def augment_video(video: np.ndarray, rng: np.random.Generator, cfg: AugmentConfi
     angle = rng.uniform(-cfg.max_rotate_deg, cfg.max_rotate_deg)
     scale = 1.0 + rng.uniform(-cfg.max_scale, cfg.max_scale)
     shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=2) * (w, h)
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    m = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale), np.float64)
     m[:, 2] += shift
     for i in range(len(out)):
         out[i] = cv2.warpAffine(out[i], m, (w, h), borderMode=cv2.BORDER_REFLECT_101)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import cv2
 import numpy as np
 
@@ -48,7 +50,7 @@ def resize_faces(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def video_window(
-    faces: dict[str, np.ndarray], start_s: float, n_frames: int, fps: float, size: int
+    faces: Mapping[str, np.ndarray], start_s: float, n_frames: int, fps: float, size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Face frames at `n_frames` grid times from `start_s`: (video, mask, times).
 

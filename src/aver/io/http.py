@@ -140,6 +140,9 @@ def download(
     (a mismatching `dest` is refused, not replaced). `timeout_s` bounds connecting and each read;
     `min_rate_bytes_s` (0 = off) over `rate_window_s` and `deadline_s` (None = none) end a
     trickling transfer with a DownloadError, keeping the partial file for a rerun.
+
+    Long: verify-or-replace, transfer, pin and promote share the expectation and the pin; the
+    transfer itself lives in _Transfer.
     """
     dest = Path(dest)
     shown = redact_uri(url)

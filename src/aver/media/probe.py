@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import cast
 
 import av
 
@@ -183,6 +184,11 @@ def _pick(streams, kind: str):
 
 
 def _describe(container, path: Path, size: int) -> MediaInfo:
+    """MediaInfo from one demux pass over the chosen streams (start, end, frames, rotation).
+
+    Long: one pass over the packets fills the per-stream first/last/count tables that the
+    decode check, the start/end times and the duration fallbacks all read.
+    """
     vstream = _pick(container.streams, "video")
     astream = _pick(container.streams, "audio")
     header = container.duration / 1e6 if container.duration else None
@@ -192,7 +198,8 @@ def _describe(container, path: Path, size: int) -> MediaInfo:
     last: dict[int, float] = {}
     count: dict[int, int] = {}
     fallback = _fallback_durations(vstream)
-    decoded: dict[int, object] = {}  # first decoded frame per stream (true start, rotation)
+    # First decoded frame per stream (true start, rotation).
+    decoded: dict[int, av.AudioFrame | av.VideoFrame] = {}
     demux_error: str | None = None
     decode_error: str | None = None
     try:
@@ -235,11 +242,12 @@ def _describe(container, path: Path, size: int) -> MediaInfo:
                 )
             decoded[stream.index] = frames[0]
     for idx, frame in decoded.items():
-        if frame.pts is not None:  # the first decoded frame is the true start (edit lists,
-            first[idx] = float(frame.pts * frame.time_base)  # encoder priming, B-frames)
+        # The first decoded frame is the true start (edit lists, encoder priming, B-frames).
+        if frame.pts is not None and frame.time_base is not None:
+            first[idx] = float(frame.pts * frame.time_base)
     rotation = 0
     if vstream is not None and vstream.index in decoded:
-        rotation = decoded[vstream.index].rotation % 360
+        rotation = cast(av.VideoFrame, decoded[vstream.index]).rotation % 360
 
     video = audio = None
     if vstream is not None and count.get(vstream.index):

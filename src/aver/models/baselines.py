@@ -9,6 +9,8 @@ branch also gets its own cross-entropy loss).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -36,7 +38,7 @@ class UnimodalNet(nn.Module):
         if cfg.position != "none":
             rope_frequencies(self.d_head, cfg.rope_base)
         self.encoder = encoder
-        self.proj = nn.Linear(encoder.out_dim, d)
+        self.proj = nn.Linear(cast(int, encoder.out_dim), d)
         self.blocks = nn.ModuleList(
             [EncoderBlock(d, cfg.heads, cfg.dropout) for _ in range(cfg.layers)]
         )

@@ -21,11 +21,14 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         x = x.float()
         m = mask.unsqueeze(1).to(x.dtype)
         n = m.sum()
+        # Tracked statistics (track_running_stats=True): never None here.
+        assert self.running_mean is not None and self.running_var is not None
+        assert self.num_batches_tracked is not None
         if self.training and n > 1:
             mean = (x * m).sum((0, 2)) / n
             var = ((x - mean[None, :, None]) ** 2 * m).sum((0, 2)) / n
             with torch.no_grad():
-                self.num_batches_tracked += 1
+                self.num_batches_tracked.add_(1)
                 mom = self.momentum if self.momentum is not None else 0.1
                 self.running_mean.lerp_(mean.detach(), mom)
                 self.running_var.lerp_(var.detach() * n / (n - 1), mom)

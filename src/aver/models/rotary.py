@@ -25,7 +25,9 @@ def rope_frequencies(d_head: int, base: float, device: torch.device | None = Non
     return base ** (-2.0 * k / d_head)
 
 
-def rope_angles(positions: torch.Tensor, d_head: int, base: float) -> tuple[torch.Tensor, ...]:
+def rope_angles(
+    positions: torch.Tensor, d_head: int, base: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(cos, sin) of the rotation angles, each (B, T, d_head/2), from positions (B, T).
 
     Angles are formed in float64 so that large positions (long clips, shifted times) keep

@@ -171,7 +171,7 @@ def start(
     run = mlflow.start_run(nested=mlflow.active_run() is not None, **kwargs)
     if reuse:
         log.info("continuing MLflow run %s (%s)", reuse, run_name)
-        mlflow.set_tags(tags)
+        mlflow.set_tags(dict(tags))
         _drop_closed_tag(reuse)
     try:
         yield run

@@ -104,7 +104,7 @@ def fit_on_ray(
     storage = Path(storage).resolve()
     name = f"fold-{fold}"
     trainer = TorchTrainer(
-        train_worker,
+        train_worker,  # type: ignore[arg-type]  # stub says -> None; V2 keeps rank 0's return
         train_loop_config={
             "params": params.model_dump(mode="json"),
             "cache": str(Path(cache).resolve()),

@@ -152,7 +152,7 @@ def predict(
 def set_loader_epoch(loader: Any, seed: int, epoch: int) -> None:
     """Make this epoch's order a function of (seed, epoch) only (needed for exact resume)."""
     for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
-        if hasattr(obj, "set_epoch"):
+        if obj is not None and hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
             return
     gen = getattr(loader, "generator", None)
@@ -217,6 +217,7 @@ def fit(
     best_state: dict[str, torch.Tensor] | None = None
     extra = dict(extra or {})
     if state is not None:
+        assert ckpt_dir is not None  # the state was read from it
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])

@@ -11,9 +11,13 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
+
+# Integer labels: a list or a numpy array.
+Labels = Sequence[int] | npt.NDArray[np.integer]
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+def confusion_matrix(y_true: Labels, y_pred: Labels, n_classes: int) -> np.ndarray:
     """Counts (n_classes, n_classes): rows are the actual class, columns the predicted one."""
     t = np.asarray(y_true, dtype=np.int64).ravel()
     p = np.asarray(y_pred, dtype=np.int64).ravel()
@@ -64,9 +68,7 @@ def macro_f1(cm: np.ndarray) -> float:
     return float(np.nanmean(f1)) if np.any(~np.isnan(f1)) else float("nan")
 
 
-def classification_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], n_classes: int
-) -> dict[str, float]:
+def classification_metrics(y_true: Labels, y_pred: Labels, n_classes: int) -> dict[str, float]:
     """accuracy, uar and macro_f1 in one dict (the scalars logged each epoch)."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     return {"accuracy": accuracy(cm), "uar": uar(cm), "macro_f1": macro_f1(cm)}

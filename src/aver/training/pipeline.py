@@ -279,7 +279,7 @@ def run(params: Params) -> dict[str, Any]:
         )
         mlflow.log_artifact(str(plot_dir / "curves.png"), "plots")
         mlflow.log_artifact(str(plot_dir / "curves.csv"), "plots")
-        summary = {
+        summary: dict[str, Any] = {
             "dataset": dataset,
             "protocol": cache.protocol,
             "leaky": cache.leaky,

@@ -81,7 +81,7 @@ def _from_head(timeout_s: float) -> tuple[dict[str, Shape] | None, str]:
     head = next((n for n in ray.nodes() if n["Alive"] and HEAD_RESOURCE in n["Resources"]), None)
     if head is None:
         return None, "no head node found"
-    task = ray.remote(
+    task = ray.remote(  # type: ignore[call-overload]  # stubs omit NodeAffinitySchedulingStrategy
         num_cpus=0,
         max_retries=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(head["NodeID"], soft=False),
@@ -161,7 +161,7 @@ class PendingWatch(tune.Callback):
         self.offers = offers
         self._since: float | None = None  # since when nothing ran nor started; None: restart
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         self._since = None
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -25,7 +25,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
@@ -241,6 +241,7 @@ def make_tuner(
         search = BasicVariantGenerator(
             random_state=params.train.seed, max_concurrent=cfg.max_concurrent
         )
+    scheduler: TrialScheduler
     if cfg.scheduler == "asha":
         scheduler = ASHAScheduler(
             time_attr="epoch",
@@ -321,7 +322,8 @@ def end_trial_runs(parent_run_id: str, results: tune.ResultGrid, *, stopped: boo
     first); older runs of a trial still RUNNING are attempts that died: KILLED.
     """
     ended: dict[str, tuple[str, str]] = {}
-    for result in results:
+    for i in range(len(results)):  # ResultGrid is indexable, not typed as iterable
+        result = results[i]
         metrics = result.metrics or {}
         if not metrics.get("trial_id"):
             continue

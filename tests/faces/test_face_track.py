@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from aver.config import AlignConfig
-from aver.faces.detectors import Detections
+from aver.faces.detection import Detections
+from aver.faces.face_track import detection_frames, ema_smooth, iou, track_faces
 from aver.faces.pipeline import align_clip
-from aver.faces.tracking import detection_frames, ema_smooth, iou, track_faces
 from tests.faces.conftest import gap_clip, two_faces, write_video
 
 

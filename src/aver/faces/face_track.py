@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aver.faces.detectors import Detections
+from aver.faces.detection import Detections
 
 
 def detection_frames(n_frames: int, every: int) -> list[int]:
