@@ -130,6 +130,7 @@ def card_from_params(
     (its meta.json: the cache settings used and the audio/video rates and frame counts)."""
     meta = cache_meta or {}
     cache = dict(meta.get("config") or params.cache.model_dump(mode="json"))
+    extract = params.extract.model_dump(mode="json")
     audio: Mapping[str, Any] = meta.get("audio") or {}
     video: Mapping[str, Any] = meta.get("video") or {}
     return ModelCard(
@@ -138,7 +139,8 @@ def card_from_params(
         input=InputSpec(
             audio_feature=str(audio.get("feature", cache["audio_feature"])),
             audio_dim=int(dims["audio_dim"]),
-            sample_rate=int(audio.get("sample_rate") or params.extract.sample_rate),
+            # the rate the cache's features were computed at (else the extract section's)
+            sample_rate=int(audio.get("sample_rate") or extract["sample_rate"]),
             window_s=float(cache["window_s"]),
             crop=str(cache["crop"]),
             video_fps=float(video.get("fps", cache["video_fps"])),
@@ -148,7 +150,7 @@ def card_from_params(
         ),
         features=redact_obj(
             {
-                "extract": params.extract.model_dump(mode="json"),
+                "extract": extract,
                 "align": params.align.model_dump(mode="json"),
                 "cache": cache,
             }
@@ -205,7 +207,7 @@ def _from_v1(doc: Mapping[str, Any], source: str) -> ModelCard:
             input=InputSpec(
                 audio_feature=str(audio.get("feature", setting["audio_feature"])),
                 audio_dim=int(dims["audio_dim"]),
-                sample_rate=int(sample_rate or ExtractConfig().sample_rate),
+                sample_rate=int(sample_rate or ExtractConfig.model_fields["sample_rate"].default),
                 window_s=float(setting["window_s"]),
                 crop=str(setting["crop"]),
                 video_fps=float(video.get("fps", setting["video_fps"])),
