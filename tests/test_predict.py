@@ -1,4 +1,4 @@
-"""`aver predict`: pure parts (windows, formatting, plot, errors) and end-to-end on the demo.
+"""`aver predict`: pure parts (formatting, plot, errors) and end-to-end on the demo.
 
 The e2e tests run `python -m aver.cli predict` in the `demo_pipeline` repo (the whole pipeline
 ran there) on demo clips of the model fold's test speakers.
@@ -17,19 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aver.config import CacheConfig
 from aver.errors import DataError
-from aver.features import clip_features
-from aver.features.audio import AudioSpec, audio_features
 from aver.predict import (
     Prediction,
     format_table,
     is_model_uri,
     main,
     one_line,
-    shift_faces,
-    window_arrays,
-    window_starts,
 )
 from aver.predict_plot import timeline_png, timeline_steps
 
@@ -39,79 +33,18 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # ---- pure parts -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("duration", "window", "expected"),
-    [
-        (1.6, 1.6, [0.0]),  # the demo: one window
-        (1.0, 2.0, [0.0]),  # shorter than the window: one padded window
-        (5.0, 2.0, [0.0, 1.0, 2.0, 3.0]),
-        (5.5, 2.0, [0.0, 1.0, 2.0, 3.0, 3.5]),  # the last window ends at the clip's end
-        (2.05, 2.0, [0.0, 0.05]),
-    ],
-)
-def test_window_starts(duration, window, expected):
-    starts = window_starts(duration, window)
-    np.testing.assert_allclose(starts, expected, atol=1e-9)
-    assert np.all(starts + window <= max(duration, window) + 1e-9)
+def test_input_settings_come_from_the_model_card():
+    """Every setting that shapes the input is the model file's, none from params.yaml (here a
+    file written before the card, converted on read)."""
+    from aver.inference import load_trained_model
+    from aver.predict import input_settings
 
-
-def _synthetic_clip(duration: float = 5.0, sr: int = 16000, fps: float = 25.0):
-    """Noise whose loudness steps up every second; face frames whose pixels hold their index."""
-    rng = np.random.default_rng(0)
-    t = np.arange(round(duration * sr)) / sr
-    wave = (rng.standard_normal(len(t)) * 0.05 * (1 + np.floor(t))).astype(np.float32)
-    n = round(duration * fps)
-    frames = np.zeros((n, 16, 16, 3), np.uint8)
-    frames[...] = (np.arange(n) % 256)[:, None, None, None]
-    times = ((np.arange(n) + 0.5) / fps).astype(np.float32)
-    return wave, sr, {"frames": frames, "times": times}
-
-
-def test_window_arrays_cut_both_modalities_at_the_start():
-    wave, sr, faces = _synthetic_clip()
-    cfg = CacheConfig(window_s=2.0, video_fps=5.0, face_size=16, n_mels=32)
-    arrays = window_arrays(wave, sr, faces, 2.0, cfg, sr)
-
-    # audio: the same features as the 2 s of samples from t = 2 s, timestamps on the video axis
-    spec = AudioSpec.from_config(cfg, sr)
-    direct = audio_features(wave[2 * sr : 4 * sr], spec)
-    np.testing.assert_allclose(arrays["audio"], direct, rtol=1e-5, atol=1e-5)
-    assert arrays["audio_mask"].all()
-    np.testing.assert_allclose(arrays["audio_times"], spec.frame_times(len(direct), 2.0), atol=1e-5)
-
-    # video: 10 frames at 5 fps from t = 2 s; each the aligned frame nearest its grid time
-    vt = arrays["video_times"]
-    assert arrays["video_mask"].all() and len(vt) == 10
-    assert vt.min() >= 2.0 and vt.max() < 4.0
-    frame_index = arrays["video"][:, 0, 0, 0].astype(int)
-    np.testing.assert_array_equal(frame_index, np.round(vt * 25 - 0.5).astype(int))
-    np.testing.assert_allclose(vt, 2.0 + (np.arange(10) + 0.5) / 5.0, atol=0.021)
-
-
-def test_window_arrays_pad_past_the_end():
-    wave, sr, faces = _synthetic_clip(duration=3.0)
-    cfg = CacheConfig(window_s=2.0, video_fps=5.0, face_size=16, n_mels=32)
-    arrays = window_arrays(wave, sr, faces, 2.0, cfg, sr)  # only 1 s of the clip is left
-    assert 0.4 < arrays["audio_mask"].mean() < 0.6
-    assert arrays["video_mask"].sum() == 5
-    assert not arrays["video"][~arrays["video_mask"]].any()
-
-
-def test_window_at_zero_matches_the_cache_window():
-    """With the clip as long as the window, the timeline window is the cached one."""
-    wave, sr, faces = _synthetic_clip(duration=2.0)
-    cfg = CacheConfig(window_s=2.0, video_fps=5.0, face_size=16, n_mels=32, crop="center")
-    cached = clip_features(wave, faces, cfg, sample_rate=sr, target_rate=sr)
-    ours = window_arrays(wave, sr, faces, 0.0, cfg, sr)
-    for key, value in cached.items():
-        np.testing.assert_array_equal(ours[key], value, err_msg=key)
-
-
-def test_shift_faces_keeps_frames():
-    _, _, faces = _synthetic_clip(duration=1.0)
-    shifted = shift_faces(faces, 0.5)
-    assert shifted["frames"] is faces["frames"]
-    np.testing.assert_allclose(shifted["times"], faces["times"] - 0.5, atol=1e-6)
+    trained = load_trained_model(Path(__file__).parent / "fixtures" / "model-v1.pt")
+    settings = input_settings(trained, "no-such-params.yaml")
+    assert settings.notes == ()
+    assert settings.cache == trained.card.section("cache") and settings.cache.n_mfcc == 8
+    assert settings.sample_rate == 16000 and settings.stats.n_clips == 12
+    assert settings.extract.fps == 25.0 and settings.align.detector == "mtcnn"
 
 
 def _prediction(**kw) -> Prediction:
@@ -253,10 +186,9 @@ def _predict(repo: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 
 def _test_clips(repo: Path) -> pd.DataFrame:
     """Test-split clips of the model fold (speakers the model never saw), with their paths."""
-    import torch
+    from aver.training.checkpoints import read_model_file
 
-    info = torch.load(repo / "models" / "model.pt", weights_only=True)["info"]
-    fold = int(info["fold"])
+    fold = int(read_model_file(repo / "models" / "model.pt").card.run["fold"])
     index = pd.read_csv(repo / "data" / "features" / "index.csv", dtype=str)
     raw = pd.read_csv(repo / "data" / "raw" / "index.csv", dtype=str)
     test = index[index[f"split_{fold}"] == "test"].merge(raw[["clip_id", "path"]], on="clip_id")
@@ -295,7 +227,8 @@ def test_predict_gets_clear_clips_of_unseen_speakers_right(demo_pipeline):
     classes equal the evaluate stage's, and they are right: at least 6 of 8, every class at
     least once (audio alone can reach 0.5 here and faces alone 0.75, by the demo's design)."""
     from aver.features import FeatureCache
-    from aver.predict import class_probabilities, input_settings, load_model, predict_video
+    from aver.inference import class_probabilities
+    from aver.predict import input_settings, load_model, predict_video
 
     repo, _ = demo_pipeline
     trained = load_model(str(repo / "models" / "model.pt"))
@@ -309,7 +242,7 @@ def test_predict_gets_clear_clips_of_unseen_speakers_right(demo_pipeline):
     right: dict[str, int] = {}
     for row in chosen.itertuples():
         pred = predict_video(repo / "data" / "raw" / row.path, trained, settings)
-        cached = class_probabilities(trained, [cache.read(row.clip_id)], settings.stats)[0]
+        cached = class_probabilities(trained.model, [cache.read(row.clip_id)], settings.stats)[0]
         np.testing.assert_allclose(pred.probs, cached, atol=1e-4, err_msg=row.clip_id)
         assert pred.probs.sum() == pytest.approx(1.0, abs=1e-9)
         assert pred.label == evaluated.at[row.clip_id, "predicted"], row.clip_id

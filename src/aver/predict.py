@@ -4,13 +4,14 @@ The video goes through the same functions the stages run: `aver.media.extract.ex
 (into a temporary directory), `aver.faces.pipeline.align_clip`, `aver.features.clip_features`
 and `aver.features.batch_from_arrays`, then the trained network. Every setting that shapes the
 input (extract, align and cache params, the audio sample rate, the fold's normalisation stats)
-comes from the model file, so a model keeps working after params.yaml changes. params.yaml
-(`--params`) is read only for what a model file does not hold: the MLflow tracking store used
-to resolve `models:/...` and `runs:/...` URIs, and, for model files written before the cache
-metadata was stored, the cache directory holding the normalisation statistics.
+comes from the model file's card (aver.model_card), so a model keeps working after params.yaml
+changes. params.yaml (`--params`) is read only for what a model file does not hold: the MLflow
+tracking store used to resolve `models:/...` and `runs:/...` URIs, and, for model files written
+before the cache metadata was stored, the cache directory holding the normalisation statistics.
 
 The clip-level prediction uses the cache window (`cache.window_s`, `cache.crop`) exactly as in
-training and evaluation; `--timeline` slides that window over the whole video with a 1 s hop.
+training and evaluation; `--timeline` slides that window over the whole video with a 1 s hop
+(aver.inference: window slicing, batching, softmax).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import logging
 import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,14 +35,12 @@ from aver.redact import install_log_redaction, redact_uri
 if TYPE_CHECKING:
     from aver.faces.pipeline import AlignedClip
     from aver.features.stats import FoldStats
+    from aver.inference import TrainedModel
     from aver.media.probe import MediaError
-    from aver.training.checkpoints import TrainedModel
 
 log = logging.getLogger("aver.predict")
 
 DEFAULT_MODEL = "models/model.pt"
-TIMELINE_HOP_S = 1.0
-BATCH_SIZE = 32
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # models:/, runs:/, s3://, ... (not C:\)
 VIDEO_FIX = "pass a playable video file (mp4, avi, mkv, flv, ...) with a sound track"
 
@@ -57,8 +55,7 @@ def is_model_uri(spec: str) -> bool:
 
 def load_model(spec: str | None, tracking: TrackingConfig | None = None) -> TrainedModel:
     """The trained model from a model.pt path (default models/model.pt) or an MLflow URI."""
-    from aver.training.checkpoints import load_trained_model
-    from aver.training.loop import resolve_device
+    from aver.inference import load_trained_model, resolve_device
 
     device = resolve_device("auto")
     spec = spec or DEFAULT_MODEL
@@ -115,30 +112,26 @@ class InputSettings:
 
 
 def input_settings(trained: TrainedModel, params_path: str | Path = "params.yaml") -> InputSettings:
-    """Training-time extract/align/cache settings and fold stats from the model file.
+    """Training-time extract/align/cache settings and fold stats from the model card.
 
-    Only model files lacking `info.cache_meta`/`info.stats` fall back to the model's own cache
-    params and the stats.json of params.yaml's cache directory (said in `notes`).
+    Only model files written before the card may lack some (said in `notes`): the stats then
+    come from the stats.json of params.yaml's cache directory.
     """
-    from aver.config import parse_params
-    from aver.features.stats import FoldStats
-
-    params = parse_params(trained.params, "model file params")
-    info = trained.info
-    notes: list[str] = []
-    meta = info.get("cache_meta") or {}
-    if "config" in meta:
-        cache = CacheConfig(**meta["config"])
-    else:
-        cache = params.cache
-        notes.append("cache settings from the model's params (no cache_meta stored)")
-    sample_rate = int((meta.get("audio") or {}).get("sample_rate") or params.extract.sample_rate)
-    if "stats" in info:
-        stats = FoldStats.from_dict(info["stats"])
-    else:
-        stats = _fallback_stats(params_path, int(info.get("fold", 0)))
-        notes.append(f"normalisation stats of fold {info.get('fold', 0)} from {params_path}")
-    return InputSettings(params.extract, params.align, cache, sample_rate, stats, tuple(notes))
+    card = trained.card
+    notes = [n for n in card.provenance.notes if n != "no normalisation stats stored"]
+    stats = card.fold_stats()
+    if stats is None:
+        fold = int(card.run.get("fold", 0))
+        stats = _fallback_stats(params_path, fold)
+        notes.append(f"normalisation stats of fold {fold} from {params_path}")
+    return InputSettings(
+        extract=card.section("extract"),
+        align=card.section("align"),
+        cache=card.section("cache"),
+        sample_rate=card.input.sample_rate,
+        stats=stats,
+        notes=tuple(notes),
+    )
 
 
 def _load_params(params_path: str | Path) -> Params:
@@ -217,79 +210,6 @@ def align_faces(mp4: Path, cfg: AlignConfig, video: Path) -> AlignedClip:
     return clip
 
 
-def window_starts(duration_s: float, window_s: float, hop_s: float = TIMELINE_HOP_S) -> np.ndarray:
-    """Window start times every `hop_s` from 0; the last window ends at the clip's end.
-
-    A clip shorter than the window gives one window at 0 (padded, as in the cache).
-    """
-    last = max(float(duration_s) - float(window_s), 0.0)
-    starts = np.arange(0.0, last + 1e-9, hop_s)
-    if last - starts[-1] > 1e-6:
-        starts = np.append(starts, last)
-    return starts
-
-
-def shift_faces(faces: Mapping[str, np.ndarray], start_s: float) -> dict[str, np.ndarray]:
-    """Face arrays with times moved so that `start_s` becomes 0 (frames are not copied)."""
-    return {
-        "frames": faces["frames"],
-        "times": (np.asarray(faces["times"], np.float64) - start_s).astype(np.float32),
-    }
-
-
-def window_arrays(
-    wave: np.ndarray,
-    sample_rate: int,
-    faces: Mapping[str, np.ndarray],
-    start_s: float,
-    cfg: CacheConfig,
-    target_rate: int,
-) -> dict[str, np.ndarray]:
-    """clip_features of the cache window starting at `start_s` (times on the video's axis).
-
-    The waveform and face times are shifted so the window starts at 0, cut with crop="start",
-    and the returned timestamps are shifted back.
-    """
-    from aver.features import clip_features
-
-    first = round(start_s * sample_rate)
-    start_s = first / sample_rate
-    arrays = clip_features(
-        wave[first:],
-        shift_faces(faces, start_s),
-        cfg.model_copy(update={"crop": "start"}),
-        sample_rate=sample_rate,
-        target_rate=target_rate,
-    )
-    for key in ("audio_times", "video_times"):
-        arrays[key] = (arrays[key].astype(np.float64) + start_s).astype(np.float32)
-    return arrays
-
-
-def class_probabilities(
-    trained: TrainedModel,
-    clips: Sequence[Mapping[str, np.ndarray]],
-    stats: FoldStats,
-    batch_size: int = BATCH_SIZE,
-) -> np.ndarray:
-    """(N, C) softmax probabilities of the model for per-clip cache arrays."""
-    import torch
-
-    from aver.features import batch_from_arrays
-    from aver.training.loop import model_inputs, move_batch
-
-    device = next(trained.model.parameters()).device
-    trained.model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(clips), batch_size):
-            batch = move_batch(batch_from_arrays(clips[i : i + batch_size], stats), device)
-            logits = trained.model(model_inputs(batch)).logits.float()
-            out.append(torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float64))
-    probs = np.concatenate(out)
-    return probs / probs.sum(axis=1, keepdims=True)
-
-
 @dataclass
 class Prediction:
     video: str
@@ -334,6 +254,7 @@ def predict_video(
     """Extract, align, featurise and classify one video (optionally per-second windows)."""
     from aver.features import clip_features
     from aver.features.audio import load_wav
+    from aver.inference import class_probabilities, window_arrays, window_starts
 
     video = Path(video)
     if not video.is_file():
@@ -350,7 +271,7 @@ def predict_video(
     arrays = clip_features(
         wave, faces, settings.cache, sample_rate=sr, target_rate=settings.sample_rate
     )
-    probs = class_probabilities(trained, [arrays], settings.stats)[0]
+    probs = class_probabilities(trained.model, [arrays], settings.stats)[0]
     pred = Prediction(
         video=str(video),
         classes=list(trained.classes),
@@ -367,7 +288,7 @@ def predict_video(
         windows = [
             window_arrays(wave, sr, faces, s, settings.cache, settings.sample_rate) for s in starts
         ]
-        pred.timeline_probs = class_probabilities(trained, windows, settings.stats)
+        pred.timeline_probs = class_probabilities(trained.model, windows, settings.stats)
         pred.timeline_times = starts + min(window, pred.duration_s) / 2
     return pred
 

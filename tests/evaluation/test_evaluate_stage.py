@@ -13,8 +13,7 @@ from aver.errors import DataError
 from aver.evaluation.pipeline import run as evaluate
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
-from aver.training.checkpoints import load_trained_model
-from aver.training.loop import predict
+from aver.inference import load_trained_model, predict
 from aver.training.pipeline import run as train
 from tests.tracking.conftest import tiny_params
 

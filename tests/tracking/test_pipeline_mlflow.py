@@ -12,11 +12,11 @@ from mlflow.tracking import MlflowClient
 
 from aver.config import flatten
 from aver.evaluation.pipeline import run as evaluate
+from aver.inference import load_trained_model
 from aver.redact import redact_text
+from aver.resolution import resolve
 from aver.tracking import registry, runs
-from aver.training.checkpoints import load_trained_model
 from aver.training.pipeline import run as train
-from aver.training.presets import resolve_params
 from tests.tracking.conftest import tiny_params
 
 EPOCH_METRICS = (
@@ -48,7 +48,7 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
     # all params flattened (the fully resolved config), provenance tags
     config = {
         k: redact_text("null" if v is None else str(v))[: runs.MAX_PARAM_CHARS]
-        for k, v in flatten(resolve_params(params)[0]).items()
+        for k, v in flatten(resolve(params).params).items()
     }
     assert {k: parent.data.params[k] for k in config} == config
     assert "config/resolved_params.yaml" in _artifacts(client, parent.info.run_id)
@@ -98,7 +98,8 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
 
     # model.pt: weights_only, rebuilds the net; the pyfunc from the registry agrees with it
     raw = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
-    assert raw["classes"] == ["angry", "happy"] and raw["info"]["fold"] == 0
+    card = json.loads(raw["card"])
+    assert card["classes"] == ["angry", "happy"] and card["run"]["fold"] == 0
     trained = load_trained_model(tmp_path / "models" / "model.pt")
     pyfunc = mlflow.pyfunc.load_model("models:/pipe-demo@champion")
     example = pyfunc.input_example
@@ -155,4 +156,4 @@ def test_train_against_mlflow_server(server_store, tiny_cache, tmp_path):
     assert "plots/confusion_val.png" in _artifacts(client, child.info.run_id)
     assert str(registry.current_champion("srv-demo").version) == ml["version"]
     path = registry.download_model_file("models:/srv-demo@champion", tmp_path / "dl")
-    assert torch.load(path, weights_only=True)["classes"] == ["angry", "happy"]
+    assert json.loads(torch.load(path, weights_only=True)["card"])["classes"] == ["angry", "happy"]

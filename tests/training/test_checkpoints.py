@@ -40,16 +40,18 @@ def test_bad_files_raise_data_error_naming_them(tmp_path):
 
 
 def test_model_file_roundtrip(tmp_path):
+    from aver.config import Params
+    from aver.model_card import card_from_params
+
     lin = torch.nn.Linear(3, 2)
-    checkpoints.save_model_file(
-        tmp_path / "model.pt",
-        lin.state_dict(),
-        params={"train": {}},
+    card = card_from_params(
+        Params(),
         classes=["a", "b"],
         dims={"audio_dim": 3, "face_size": 8},
-        info={"fold": 0, "val_uar": 0.5},
+        run={"fold": 0, "val_uar": 0.5},
     )
-    obj = checkpoints.load_model_file(tmp_path / "model.pt")
-    assert obj["classes"] == ["a", "b"] and obj["dims"] == {"audio_dim": 3, "face_size": 8}
-    assert torch.equal(obj["state_dict"]["weight"], lin.weight)
-    assert obj["info"]["val_uar"] == 0.5
+    checkpoints.save_model_file(tmp_path / "model.pt", lin.state_dict(), card)
+    obj = checkpoints.read_model_file(tmp_path / "model.pt")
+    assert obj.card.classes == ["a", "b"] and obj.card.dims == {"audio_dim": 3, "face_size": 8}
+    assert torch.equal(obj.state_dict["weight"], lin.weight)
+    assert obj.card.run["val_uar"] == 0.5

@@ -75,8 +75,8 @@ def test_ray_executor_is_one_ddp_run_with_local_outputs(
     assert summary["folds"]["0"]["epochs_done"] == EPOCHS
     assert summary["folds"]["0"]["resumed_from_epoch"] == 0
     assert summary["mlflow"]["version"] == "1" and local["mlflow"]["version"] == "2"
-    model = checkpoints.load_model_file(tmp_path / "ray" / "models" / "model.pt")
-    assert model["info"]["mlflow_run_id"] == summary["mlflow"]["fold_run_ids"]["0"]
+    model = checkpoints.read_model_file(tmp_path / "ray" / "models" / "model.pt")
+    assert model.card.run["mlflow_run_id"] == summary["mlflow"]["fold_run_ids"]["0"]
 
     # exactly one parent run (+ its fold run) per executor; rank 0 alone logged the epochs
     client = MlflowClient()

@@ -224,13 +224,12 @@ def test_train_seeds_gives_one_run_per_fold_and_seed(embedded_store, tiny_cache,
     ]
     assert summary["folds"]["0"]["run_id"] == summary["runs"][0]["run_id"]  # the first seed
     assert summary["val"]["val_uar"]["n"] == 2  # mean/std over both runs
-    files = [checkpoints.load_model_file(models / r["path"]) for r in summary["runs"]]
-    assert [f["info"]["seed"] for f in files] == [0, 1]
-    assert [f["params"]["train"]["seed"] for f in files] == [0, 1]
-    w0, w1 = (f["state_dict"] for f in files)
+    files = [checkpoints.read_model_file(models / r["path"]) for r in summary["runs"]]
+    assert [f.card.run["seed"] for f in files] == [0, 1]
+    w0, w1 = (f.state_dict for f in files)
     assert any(not torch.equal(w0[k], w1[k]) for k in w0)  # other seeds, other weights
-    model = checkpoints.load_model_file(models / "model.pt")
-    assert all(torch.equal(model["state_dict"][k], w0[k]) for k in w0)  # fold 0, first seed
+    model = checkpoints.read_model_file(models / "model.pt")
+    assert all(torch.equal(model.state_dict[k], w0[k]) for k in w0)  # fold 0, first seed
     client = MlflowClient()
     ids = summary["mlflow"]["run_ids"]
     assert set(ids) == {"0-seed-0", "0-seed-1"}

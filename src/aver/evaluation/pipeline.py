@@ -33,10 +33,9 @@ from aver.evaluation.intervals import metric_intervals
 from aver.evaluation.report import confusion_pairs, fold_metrics, metrics_document, per_class_table
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
+from aver.inference import load_trained_model, predict, resolve_device
 from aver.io.atomic import write_csv, write_json
 from aver.resolution import resolve
-from aver.training.checkpoints import load_trained_model
-from aver.training.loop import predict, resolve_device
 from aver.training.metrics import confusion_matrix
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ def run(params: Params) -> dict[str, Any]:
                 path=path,
                 fix="retrain on this cache (dvc repro train)",
             )
-        fp = trained.info.get("data_fingerprint")
+        fp = trained.card.run.get("data_fingerprint")
         if fp and fp != summary.get("data", {}).get("data_fingerprint"):
             log.warning("%s was trained on other data than train_summary.json describes", path)
         batch = params.evaluate.batch_size or params.train.batch_size

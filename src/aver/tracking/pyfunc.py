@@ -1,6 +1,6 @@
 """The trained model as an MLflow pyfunc, logged as code (no pickled objects).
 
-The logged model holds `artifacts/model.pt` (weights + resolved params + classes, read with
+The logged model holds `artifacts/model.pt` (weights + model card (aver.model_card), read with
 `torch.load(weights_only=True)`) and `pyfunc_entry.py`, which builds `AverPyfunc`. Loading it
 needs the `aver` package importable (pip install -e .). Input: a dict of arrays in the model
 batch format (docs/data-contracts.md, without label/clip_id); output: class probabilities (B, C).
@@ -22,20 +22,20 @@ ARTIFACT_NAME = "model"
 
 
 class AverPyfunc(PythonModel):
-    """Wraps aver.training.checkpoints.load_trained_model for MLflow."""
+    """Wraps aver.inference.load_trained_model and probabilities for MLflow."""
 
     def load_context(self, context):
-        from aver.training.checkpoints import load_trained_model
+        from aver.inference import load_trained_model
 
         self.trained = load_trained_model(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):
         import torch
 
+        from aver.inference import probabilities
+
         batch = {k: torch.as_tensor(np.asarray(model_input[k])) for k in INPUT_KEYS}
-        with torch.no_grad():
-            out = self.trained.model(batch)
-        return torch.softmax(out.logits.float(), dim=-1).numpy()
+        return probabilities(self.trained.model, batch)
 
 
 def input_example(batch: dict[str, Any], n: int = 1) -> dict[str, np.ndarray]:

@@ -7,18 +7,21 @@ unpickled as code when a file is read.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from aver.errors import DataError
 from aver.io.atomic import atomic_path
+from aver.model_card import ModelCard, read_card
 
-MODEL_FORMAT = "aver-model/1"
+MODEL_FORMAT = "aver-model/2"  # weights + model card JSON (aver.model_card)
+MODEL_FORMAT_V1 = "aver-model/1"  # weights + whole Params dump + classes + dims + info
+MODEL_FORMATS = (MODEL_FORMAT, MODEL_FORMAT_V1)
 CHECKPOINT_FORMAT = "aver-checkpoint/1"
 
 
@@ -94,42 +97,31 @@ def _to_tuple(x: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class TrainedModel:
-    """A model ready for inference plus everything needed to prepare its inputs."""
+class ModelFile:
+    """What model.pt holds: the weights and the model card."""
 
-    model: nn.Module
-    classes: list[str]
-    params: dict[str, Any]  # resolved params (model_dump, JSON types)
-    info: dict[str, Any]  # fold, val metrics, feature meta, normalisation stats, run id, ...
+    state_dict: dict[str, torch.Tensor]
+    card: ModelCard
 
 
 def save_model_file(
-    path: str | Path,
-    state_dict: dict[str, torch.Tensor],
-    *,
-    params: dict[str, Any],
-    classes: list[str],
-    dims: dict[str, int],
-    info: dict[str, Any] | None = None,
+    path: str | Path, state_dict: Mapping[str, torch.Tensor], card: ModelCard
 ) -> None:
-    """Write model.pt: weights + resolved params + classes + input dims (+ plain-typed info)."""
+    """Write model.pt: weights + the model card as JSON (nothing pickled)."""
     save(
         path,
         {
             "format": MODEL_FORMAT,
             "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-            "params": params,
-            "classes": list(classes),
-            "dims": {k: int(v) for k, v in dims.items()},
-            "info": info or {},
+            "card": card.to_json(),
         },
     )
 
 
 def load_model_file(path: str | Path) -> dict[str, Any]:
-    """The raw model.pt dict (weights_only); checks its format tag."""
+    """The raw model.pt dict (weights_only); checks its format tag (this one or older)."""
     obj = load(path)
-    if obj.get("format") != MODEL_FORMAT:
+    if obj.get("format") not in MODEL_FORMATS:
         raise DataError(
             f"not an aver model file (format {obj.get('format')!r}, expected {MODEL_FORMAT!r})",
             path=path,
@@ -138,35 +130,10 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-def load_trained_model(path: str | Path, *, device: str | torch.device = "cpu") -> TrainedModel:
-    """Rebuild the network from model.pt's params and load its weights (eval mode).
-
-    Reused by the evaluate stage, the MLflow pyfunc and `aver predict`.
-    """
-    from aver.config import parse_params
-    from aver.models import build_model
-
+def read_model_file(path: str | Path) -> ModelFile:
+    """Weights and card of model.pt; files from before the card (aver-model/1) are converted."""
     obj = load_model_file(path)
-    params = parse_params(obj["params"], f"{path} (params)")
-    dims = obj["dims"]
-    model = build_model(
-        params.train.model,
-        n_classes=len(obj["classes"]),
-        audio_dim=dims["audio_dim"],
-        face_size=dims["face_size"],
-    )
-    try:
-        model.load_state_dict(obj["state_dict"])
-    except RuntimeError as err:
-        raise DataError(
-            f"weights do not fit the model its params describe ({str(err)[:300]})",
-            path=path,
-            fix="retrain (dvc repro train); the model code changed since this file was written",
-        ) from None
-    model.to(device).eval()
-    return TrainedModel(
-        model=model,
-        classes=list(obj["classes"]),
-        params=obj["params"],
-        info=dict(obj.get("info", {})),
-    )
+    raw = obj if obj["format"] == MODEL_FORMAT_V1 else obj.get("card")
+    if raw is None:
+        raise DataError("model file without a card", path=path, fix="retrain (dvc repro train)")
+    return ModelFile(dict(obj["state_dict"]), read_card(raw, f"{path} (model card)"))

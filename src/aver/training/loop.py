@@ -20,7 +20,6 @@ import os
 import random
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from aver import inference
 from aver.config import TrainConfig
 from aver.errors import AverError
+from aver.inference import (  # also imported from here by the pipeline and bench scripts
+    Predictions,
+    autocast,
+    model_inputs,
+    move_batch,
+    resolve_device,
+)
 from aver.output_settings import output_settings
 from aver.training.callbacks import EpochCallback, default_callbacks, run_callbacks
 from aver.training.dataparallel import DataParallel
@@ -49,15 +56,6 @@ class TrainingError(AverError):
     """Training cannot continue (diverged loss, empty loader)."""
 
 
-@dataclass
-class Predictions:
-    y_true: np.ndarray  # (N,) int
-    y_pred: np.ndarray  # (N,) int
-    probs: np.ndarray  # (N, C) float
-    clip_ids: list[str]
-    loss: float  # mean total loss
-
-
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed python, numpy and torch (all devices); optionally deterministic algorithms."""
     random.seed(seed)
@@ -69,18 +67,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AverError(
-            "train.device is 'cuda' but no CUDA device is visible",
-            fix="set train.device: auto or cpu",
-        )
-    return torch.device(name)
-
-
 def config_fingerprint(cfg: TrainConfig, extra: str = "") -> str:
     """Hash of what determines the learned weights (+ e.g. a data fingerprint).
 
@@ -89,18 +75,6 @@ def config_fingerprint(cfg: TrainConfig, extra: str = "") -> str:
     """
     blob = json.dumps({"train": output_settings(cfg, mode="json"), "extra": extra}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def move_batch(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors to `device` (non-blocking); other values (clip_id lists) unchanged."""
-    return {
-        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
-    }
-
-
-def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The tensors of a batch (drops clip_id lists, so torch.compile sees only tensors)."""
-    return {k: v for k, v in batch.items() if torch.is_tensor(v)}
 
 
 def total_loss(out: Any, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -117,14 +91,6 @@ def total_loss(out: Any, labels: torch.Tensor, label_smoothing: float = 0.0) -> 
     return loss
 
 
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    if not enabled:
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
-@torch.no_grad()
 def predict(
     model: nn.Module,
     loader: Iterable[Mapping[str, Any]],
@@ -135,37 +101,19 @@ def predict(
     desc: str | None = None,
     progress: bool = False,
 ) -> Predictions:
-    """Run `model` in eval mode over `loader`; labels, argmax predictions, softmax and loss."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    ys, preds, probs, ids = [], [], [], []
-    loss_sum, n = 0.0, 0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        batch = move_batch(batch, device)
-        with _autocast(device, amp and device.type == "cuda"):
-            out = model(model_inputs(batch))
-        labels = batch["label"]
-        loss_sum += float(total_loss(out, labels, label_smoothing)) * len(labels)
-        n += len(labels)
-        p = torch.softmax(out.logits.float(), dim=-1)
-        ys.append(labels.cpu())
-        probs.append(p.cpu())
-        preds.append(p.argmax(dim=-1).cpu())
-        ids.extend(batch.get("clip_id", [""] * len(labels)))
-    model.train(was_training)
-    if n == 0:
-        raise TrainingError(
-            "the data loader yielded no batches",
-            fix="check the split has clips (data/features/index.csv)",
+    """aver.inference.predict with the training loss (validation: labels, softmax and loss)."""
+    try:
+        return inference.predict(
+            model,
+            loader,
+            device,
+            amp=amp,
+            loss_fn=lambda out, labels: total_loss(out, labels, label_smoothing),
+            desc=desc,
+            progress=progress,
         )
-    return Predictions(
-        y_true=torch.cat(ys).numpy(),
-        y_pred=torch.cat(preds).numpy(),
-        probs=torch.cat(probs).numpy(),
-        clip_ids=list(ids),
-        loss=loss_sum / n,
-    )
+    except inference.EmptyLoader as err:
+        raise TrainingError(str(err).split("\nFix:")[0], fix=err.fix) from None
 
 
 def set_loader_epoch(loader: Any, seed: int, epoch: int) -> None:
@@ -366,7 +314,7 @@ def _train_epoch(
     ):
         lr = schedule.step(epoch, i)
         batch = move_batch(batch, device)
-        with _autocast(device, use_amp):
+        with autocast(device, use_amp):
             out = model(model_inputs(batch))
             loss = total_loss(out, batch["label"], cfg.label_smoothing)
         if not torch.isfinite(loss):

@@ -6,8 +6,8 @@ seed (the file names of a single-seed run are unchanged) and `K-seed-S` with sev
 
 Outputs under `train.out` (models/):
 - `model.pt`: best weights of the model fold (train.model_fold, default the first trained fold)
-  trained with the FIRST seed (a fixed choice, not a pick on any score) + resolved params +
-  classes + input dims + normalisation stats (weights_only-loadable); registered in MLflow
+  trained with the FIRST seed (a fixed choice, not a pick on any score) + its model card
+  (aver.model_card: what inference needs; weights_only-loadable); registered in MLflow
 - `folds/fold-<key>.pt`: the same for every (fold, seed) run (the evaluate stage tests each)
 - `checkpoints/fold-<key>/last.pt`: resume state; `checkpoints/mlflow.json`: run ids to reopen
   (train.executor ray: Ray Train's run `checkpoints/ray/fold-K`, `checkpoints/ray/seed-S/fold-K`
@@ -32,7 +32,9 @@ import torch
 from aver.config import Params, flatten
 from aver.errors import ConfigError
 from aver.features.cache import FeatureCache
+from aver.inference import probabilities
 from aver.io.atomic import write_csv, write_json
+from aver.model_card import card_from_params
 from aver.redact import redact_obj, redact_uri
 from aver.resolution import resolve
 from aver.tracking import registry, runs
@@ -92,7 +94,7 @@ class TrainRun:
     """What every (fold, seed) run of one train stage shares."""
 
     params: Params  # resolved: preset and tuned values applied
-    applied: dict[str, Any]  # the overrides applied (resolve_params)
+    applied: dict[str, Any]  # the overrides applied (aver.resolution.resolve)
     cache: FeatureCache
     folds: list[int]
     seeds: list[int]
@@ -352,7 +354,7 @@ def _train_fold(
             model_file=model_file,
         )
         if keep_example:
-            outcome.example, outcome.example_probs = _example(setup, device)
+            outcome.example, outcome.example_probs = _example(setup)
     return outcome
 
 
@@ -419,13 +421,11 @@ def _save_fold_model(
     run_id: str,
 ) -> None:
     cache = tr.cache
-    info = {
+    info: dict[str, Any] = {
         "fold": setup.fold,
         "seed": params.train.seed,
         "best_epoch": res.best_epoch,
         **val,
-        "stats": setup.stats,
-        "cache_meta": {k: cache.meta[k] for k in META_KEYS if k in cache.meta},
         "protocol": cache.protocol,
         "leaky": cache.leaky,
         "mlflow_run_id": run_id,
@@ -433,26 +433,24 @@ def _save_fold_model(
         "data_fingerprint": tr.tags.get("data_fingerprint", ""),
         "git_commit": tr.tags.get("git_commit", ""),
     }
-    checkpoints.save_model_file(
-        model_file,
-        res.best_state,
-        params=redact_obj(params.model_dump(mode="json")),
+    card = card_from_params(
+        params,
         classes=setup.classes,
         dims=setup.dims,
-        info=info,
+        stats=setup.stats,
+        cache_meta={k: cache.meta[k] for k in META_KEYS if k in cache.meta},
+        run=info,
+        git_commit=tr.tags.get("git_commit"),
     )
+    checkpoints.save_model_file(model_file, res.best_state, card)
 
 
-def _example(setup: FoldSetup, device: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _example(setup: FoldSetup) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """An input example (a validation batch) and the kept model's probabilities for it."""
     from aver.tracking.pyfunc import input_example
 
-    setup.model.eval()
     example = input_example(next(iter(setup.val_loader)))
-    with torch.no_grad():
-        ex = {k: torch.as_tensor(v).to(device) for k, v in example.items()}
-        probs = torch.softmax(setup.model(ex).logits.float(), -1).cpu().numpy()
-    return example, probs
+    return example, probabilities(setup.model, {k: torch.as_tensor(v) for k, v in example.items()})
 
 
 def _log_and_register(

@@ -1,0 +1,245 @@
+"""Inference: device choice, moving batches, batching, window slicing, softmax, trained models.
+
+One module for running a trained network, used by the evaluate stage (`predict` over a test
+loader), `aver predict` (`class_probabilities` of per-clip cache arrays, windows of long clips)
+and the MLflow pyfunc (`probabilities` of a model batch); the training loop uses the same
+device and batch helpers. `load_trained_model` rebuilds the network from model.pt's card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aver.errors import AverError, DataError
+
+if TYPE_CHECKING:
+    from aver.config import CacheConfig
+    from aver.features.stats import FoldStats
+    from aver.model_card import ModelCard
+
+BATCH_SIZE = 32
+TIMELINE_HOP_S = 1.0
+# loss_fn(model output, labels) -> scalar loss tensor (the training loss, for validation)
+LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
+
+
+# ---- devices and batches ----------------------------------------------------------------------
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AverError(
+            "train.device is 'cuda' but no CUDA device is visible",
+            fix="set train.device: auto or cpu",
+        )
+    return torch.device(name)
+
+
+def move_batch(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tensors to `device` (non-blocking); other values (clip_id lists) unchanged."""
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
+
+
+def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of a batch (drops clip_id lists, so torch.compile sees only tensors)."""
+    return {k: v for k, v in batch.items() if torch.is_tensor(v)}
+
+
+def autocast(device: torch.device, enabled: bool) -> Any:
+    """bf16 (else fp16) autocast on CUDA when `enabled`, else a no-op context."""
+    if not enabled:
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def softmax(out: Any) -> torch.Tensor:
+    """Class probabilities (float32) of a ModelOutput's logits."""
+    return torch.softmax(out.logits.float(), dim=-1)
+
+
+# ---- running a model --------------------------------------------------------------------------
+
+
+@dataclass
+class Predictions:
+    y_true: np.ndarray  # (N,) int
+    y_pred: np.ndarray  # (N,) int
+    probs: np.ndarray  # (N, C) float
+    clip_ids: list[str]
+    loss: float  # mean loss_fn over the clips (nan without one)
+
+
+class EmptyLoader(AverError):
+    """The loader yielded no batches."""
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    device: torch.device | str = "cpu",
+    *,
+    amp: bool = False,
+    loss_fn: LossFn | None = None,
+    desc: str | None = None,
+    progress: bool = False,
+) -> Predictions:
+    """Run `model` in eval mode over labelled batches; labels, argmax, softmax (and loss)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    ys, preds, probs, ids = [], [], [], []
+    loss_sum, n = 0.0, 0
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        batch = move_batch(batch, device)
+        with autocast(device, amp and device.type == "cuda"):
+            out = model(model_inputs(batch))
+        labels = batch["label"]
+        if loss_fn is not None:
+            loss_sum += float(loss_fn(out, labels)) * len(labels)
+        n += len(labels)
+        p = softmax(out)
+        ys.append(labels.cpu())
+        probs.append(p.cpu())
+        preds.append(p.argmax(dim=-1).cpu())
+        ids.extend(batch.get("clip_id", [""] * len(labels)))
+    model.train(was_training)
+    if n == 0:
+        raise EmptyLoader(
+            "the data loader yielded no batches",
+            fix="check the split has clips (data/features/index.csv)",
+        )
+    return Predictions(
+        y_true=torch.cat(ys).numpy(),
+        y_pred=torch.cat(preds).numpy(),
+        probs=torch.cat(probs).numpy(),
+        clip_ids=list(ids),
+        loss=loss_sum / n if loss_fn is not None else float("nan"),
+    )
+
+
+@torch.no_grad()
+def probabilities(model: nn.Module, batch: Mapping[str, Any]) -> np.ndarray:
+    """(B, C) float32 softmax of `model` (eval mode) on one model batch, on its device."""
+    device = next(model.parameters()).device
+    model.eval()
+    return softmax(model(model_inputs(move_batch(batch, device)))).cpu().numpy()
+
+
+def class_probabilities(
+    model: nn.Module,
+    clips: Sequence[Mapping[str, np.ndarray]],
+    stats: FoldStats,
+    batch_size: int = BATCH_SIZE,
+) -> np.ndarray:
+    """(N, C) float64 probabilities for per-clip cache arrays, normalised with `stats`."""
+    from aver.features import batch_from_arrays
+
+    out = [
+        probabilities(model, batch_from_arrays(clips[i : i + batch_size], stats)).astype(np.float64)
+        for i in range(0, len(clips), batch_size)
+    ]
+    probs = np.concatenate(out)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+# ---- windows of long clips --------------------------------------------------------------------
+
+
+def window_starts(duration_s: float, window_s: float, hop_s: float = TIMELINE_HOP_S) -> np.ndarray:
+    """Window start times every `hop_s` from 0; the last window ends at the clip's end.
+
+    A clip shorter than the window gives one window at 0 (padded, as in the cache).
+    """
+    last = max(float(duration_s) - float(window_s), 0.0)
+    starts = np.arange(0.0, last + 1e-9, hop_s)
+    if last - starts[-1] > 1e-6:
+        starts = np.append(starts, last)
+    return starts
+
+
+def shift_faces(faces: Mapping[str, np.ndarray], start_s: float) -> dict[str, np.ndarray]:
+    """Face arrays with times moved so that `start_s` becomes 0 (frames are not copied)."""
+    return {
+        "frames": faces["frames"],
+        "times": (np.asarray(faces["times"], np.float64) - start_s).astype(np.float32),
+    }
+
+
+def window_arrays(
+    wave: np.ndarray,
+    sample_rate: int,
+    faces: Mapping[str, np.ndarray],
+    start_s: float,
+    cfg: CacheConfig,
+    target_rate: int,
+) -> dict[str, np.ndarray]:
+    """clip_features of the cache window starting at `start_s` (times on the video's axis).
+
+    The waveform and face times are shifted so the window starts at 0, cut with crop="start",
+    and the returned timestamps are shifted back.
+    """
+    from aver.features import clip_features
+
+    first = round(start_s * sample_rate)
+    start_s = first / sample_rate
+    arrays = clip_features(
+        wave[first:],
+        shift_faces(faces, start_s),
+        cfg.model_copy(update={"crop": "start"}),
+        sample_rate=sample_rate,
+        target_rate=target_rate,
+    )
+    for key in ("audio_times", "video_times"):
+        arrays[key] = (arrays[key].astype(np.float64) + start_s).astype(np.float32)
+    return arrays
+
+
+# ---- trained models ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A network ready for inference (eval mode) and the card describing its inputs."""
+
+    model: nn.Module
+    card: ModelCard
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card.classes)
+
+
+def load_trained_model(path: str | Path, *, device: str | torch.device = "cpu") -> TrainedModel:
+    """Rebuild the network model.pt's card describes and load its weights (eval mode)."""
+    from aver.models import build_model
+    from aver.training.checkpoints import read_model_file
+
+    file = read_model_file(path)
+    card = file.card
+    model = build_model(card.network_config(), n_classes=len(card.classes), **card.dims)
+    try:
+        model.load_state_dict(file.state_dict)
+    except RuntimeError as err:
+        raise DataError(
+            f"weights do not fit the model its card describes ({str(err)[:300]})",
+            path=path,
+            fix="retrain (dvc repro train); the model code changed since this file was written",
+        ) from None
+    model.to(device).eval()
+    return TrainedModel(model=model, card=card)
