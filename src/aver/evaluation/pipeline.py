@@ -33,7 +33,7 @@ from aver.evaluation.intervals import metric_intervals
 from aver.evaluation.report import confusion_pairs, fold_metrics, metrics_document, per_class_table
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
-from aver.inference import load_trained_model, predict, resolve_device
+from aver.inference import Predictions, load_trained_model, predict, resolve_device
 from aver.io.atomic import write_csv, write_json
 from aver.resolution import resolve
 from aver.training.metrics import confusion_matrix
@@ -92,26 +92,11 @@ def run(params: Params) -> dict[str, Any]:
     trues, preds, ids = [], [], []
     classes: list[str] = list(cache.classes)
     for spec in trained_runs(summary):
-        fold, seed = spec["fold"], spec["seed"]
+        fold, seed, key = spec["fold"], spec["seed"], spec["key"]
         path = models_dir / spec["path"]
         if not path.exists() and (fold, seed) == (model_fold, model_seed):
             path = models_dir / "model.pt"
-        trained = load_trained_model(path, device=device)
-        if trained.classes != classes:
-            raise DataError(
-                f"model classes {trained.classes} differ from the cache's {classes}",
-                path=path,
-                fix="retrain on this cache (dvc repro train)",
-            )
-        fp = trained.card.run.get("data_fingerprint")
-        if fp and fp != summary.get("data", {}).get("data_fingerprint"):
-            log.warning("%s was trained on other data than train_summary.json describes", path)
-        batch = params.evaluate.batch_size or params.train.batch_size
-        loader = make_loader(
-            cache, fold, "test", batch, train=False, num_workers=params.train.num_workers
-        )
-        key = spec["key"]
-        p = predict(trained.model, loader, device, desc=f"test fold {key}", progress=True)
+        p = _predict_test(params, cache, summary, path, fold, key, device)
         m = fold_metrics(p.y_true, p.y_pred, classes)
         per_run.append({"fold": fold, "seed": seed, "run_id": spec["run_id"], **m})
         runs_pred.append((p.y_true, p.y_pred))
@@ -147,11 +132,54 @@ def run(params: Params) -> dict[str, Any]:
         intervals=intervals,
         per_run=per_run,
     )
+    _write_reports(out, doc, y_true, y_pred, classes, ids, leaky=cache.leaky)
+    _log_to_mlflow(params.tracking, summary, doc, out)
+    return doc
+
+
+def _predict_test(
+    params: Params,
+    cache: FeatureCache,
+    summary: dict[str, Any],
+    path: Path,
+    fold: int,
+    key: str,
+    device: Any,
+) -> Predictions:
+    """One trained run's predictions on its fold's test clips (its classes checked)."""
+    trained = load_trained_model(path, device=device)
+    if trained.classes != list(cache.classes):
+        raise DataError(
+            f"model classes {trained.classes} differ from the cache's {list(cache.classes)}",
+            path=path,
+            fix="retrain on this cache (dvc repro train)",
+        )
+    fp = trained.card.run.get("data_fingerprint")
+    if fp and fp != summary.get("data", {}).get("data_fingerprint"):
+        log.warning("%s was trained on other data than train_summary.json describes", path)
+    batch = params.evaluate.batch_size or params.train.batch_size
+    loader = make_loader(
+        cache, fold, "test", batch, train=False, num_workers=params.train.num_workers
+    )
+    return predict(trained.model, loader, device, desc=f"test fold {key}", progress=True)
+
+
+def _write_reports(
+    out: Path,
+    doc: dict[str, Any],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: list[str],
+    ids: list[str],
+    *,
+    leaky: bool,
+) -> None:
+    """metrics.json, confusion.csv, per_class.csv and the confusion and recall plots."""
     cm = confusion_matrix(y_true, y_pred, len(classes))
     write_json(out / "metrics.json", doc)
     write_csv(out / "confusion.csv", confusion_pairs(y_true, y_pred, classes, ids))
     write_csv(out / "per_class.csv", per_class_table(cm, classes))
-    leak = " (LEAKY random split)" if cache.leaky else ""
+    leak = " (LEAKY random split)" if leaky else ""
     plots.confusion_png(
         cm, classes, out / "confusion.png", title=f"test, folds {doc['folds_evaluated']}{leak}"
     )
@@ -160,8 +188,26 @@ def run(params: Params) -> dict[str, Any]:
         out / "per_class_recall.png",
         title=f"test recall, UAR {doc['uar']:.3f}{leak}",
     )
-    _log_to_mlflow(params.tracking, summary, doc, out)
-    return doc
+
+
+def _test_metrics(doc: dict[str, Any]) -> dict[str, float]:
+    """The parent run's test metrics: means, stds, pooled and per-run 95% intervals."""
+    return (
+        {
+            f"test_{k}": float(doc[k])
+            for k in (
+                *("accuracy", "uar", "macro_f1", "accuracy_std", "uar_std", "macro_f1_std"),
+                *(f"{m}_ci95_{end}" for m in ("accuracy", "uar") for end in ("low", "high")),
+            )
+        }
+        | {"test_n_runs": float(doc["n_runs"])}
+        | {  # Student t across the (fold, seed) runs, where there are two or more
+            f"test_{m}_runs_ci95_{end}": float(v["runs"][i])
+            for m, v in doc["intervals"].items()
+            if v.get("runs")
+            for i, end in enumerate(("low", "high"))
+        }
+    )
 
 
 def _log_to_mlflow(
@@ -194,23 +240,7 @@ def _log_to_mlflow(
                     {f"test_{k}": float(m[k]) for k in ("accuracy", "uar", "macro_f1")},
                     finite_only=False,
                 )
-        run.log_metrics(
-            {
-                f"test_{k}": float(doc[k])
-                for k in (
-                    *("accuracy", "uar", "macro_f1", "accuracy_std", "uar_std", "macro_f1_std"),
-                    *(f"{m}_ci95_{end}" for m in ("accuracy", "uar") for end in ("low", "high")),
-                )
-            }
-            | {"test_n_runs": float(doc["n_runs"])}
-            | {  # Student t across the (fold, seed) runs, where there are two or more
-                f"test_{m}_runs_ci95_{end}": float(v["runs"][i])
-                for m, v in doc["intervals"].items()
-                if v.get("runs")
-                for i, end in enumerate(("low", "high"))
-            },
-            finite_only=False,
-        )
+        run.log_metrics(_test_metrics(doc), finite_only=False)
         for name in (
             "metrics.json",
             "confusion.csv",

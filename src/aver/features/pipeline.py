@@ -261,6 +261,19 @@ def write_tables(
     index = index[BASE_COLUMNS + [split_column(k) for k in range(n_folds)] + extra]
     index = index.reset_index(drop=True)
 
+    stats = _fold_stats(index, written, n_folds)
+    counts = split_counts(index, n_folds)
+    for k, info in summary["folds"].items():
+        info.update(counts[k])
+    meta = _feature_meta(index, written, summary, classes, dataset_name, cfg, sample_rate)
+    FEATURE_INDEX.write(work, index)
+    write_feature_stats(work, stats)
+    write_feature_meta(work, meta)
+    return index
+
+
+def _fold_stats(index: pd.DataFrame, written: ShardLog, n_folds: int) -> dict[str, Any]:
+    """Per fold k, the normalisation stats pooled over fold k's training clips only."""
     all_m = ClipMoments.concat(written.moments)
     pos = index["clip_id"].map({cid: i for i, cid in enumerate(written.ids)}).to_numpy()
     stats = {}
@@ -268,19 +281,28 @@ def write_tables(
         select = np.zeros(len(written.ids), bool)
         select[pos[(index[split_column(k)] == "train").to_numpy()]] = True
         stats[str(k)] = pooled_stats(all_m, select).to_dict()
+    return stats
 
-    counts = split_counts(index, n_folds)
-    for k, info in summary["folds"].items():
-        info.update(counts[k])
+
+def _feature_meta(
+    index: pd.DataFrame,
+    written: ShardLog,
+    summary: dict[str, Any],
+    classes: list[str],
+    dataset_name: str | None,
+    cfg: CacheConfig,
+    sample_rate: int,
+) -> dict[str, Any]:
+    """meta.json: classes, splits, window and array shapes, audio/video settings, shards."""
     spec = WindowSpec.from_config(cfg, sample_rate)
     shapes = spec.shapes()
-    meta = {
+    return {
         "dataset": dataset_name,
         "classes": classes,
         "n_clips": len(index),
         "protocol": cfg.protocol,
         "leaky": summary["leaky"],
-        "n_folds": n_folds,
+        "n_folds": summary["n_folds"],
         "splits": summary,
         "window_s": cfg.window_s,
         "crop": cfg.crop,
@@ -299,7 +321,3 @@ def write_tables(
         "shards": written.shards,
         "config": cfg.model_dump(),
     }
-    FEATURE_INDEX.write(work, index)
-    write_feature_stats(work, stats)
-    write_feature_meta(work, meta)
-    return index

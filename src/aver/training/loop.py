@@ -160,16 +160,7 @@ def fit(
     step = _EpochRunner.build(
         model, train_loader, val_loader, cfg, n_classes, device, progress, parallel
     )
-    optimizer = build_optimizer(model, cfg)
-    state = TrainState(
-        model=model,
-        optimizer=optimizer,
-        schedule=Schedule(optimizer, cfg, _num_batches(train_loader)),
-        scaler=step.scaler(),
-        fingerprint=config_fingerprint(cfg, fingerprint),
-        total_epochs=cfg.epochs,
-        extra=dict(extra or {}),
-    )
+    state = _start_state(model, train_loader, cfg, step.scaler(), fingerprint, extra)
     last = Path(checkpoint_dir) / LAST if checkpoint_dir is not None else None
     if last is not None and state.load(last):
         log.info("resuming from %s at epoch %d/%d", last, state.epoch, cfg.epochs)
@@ -188,6 +179,27 @@ def fit(
     finally:
         bar.close()
     return state.result(cfg.select)
+
+
+def _start_state(
+    model: nn.Module,
+    train_loader: Any,
+    cfg: TrainConfig,
+    scaler: Any,
+    fingerprint: str,
+    extra: dict[str, Any] | None,
+) -> TrainState:
+    """A fresh TrainState: optimiser, LR schedule and grad scaler for `model` per `cfg`."""
+    optimizer = build_optimizer(model, cfg)
+    return TrainState(
+        model=model,
+        optimizer=optimizer,
+        schedule=Schedule(optimizer, cfg, _num_batches(train_loader)),
+        scaler=scaler,
+        fingerprint=config_fingerprint(cfg, fingerprint),
+        total_epochs=cfg.epochs,
+        extra=dict(extra or {}),
+    )
 
 
 @dataclass
@@ -322,19 +334,7 @@ def _train_epoch(
                 f"the loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}",
                 fix="lower train.lr, set train.grad_clip, or check the input features",
             )
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+        _optimizer_step(model, optimizer, scaler, loss, cfg.grad_clip)
         b = len(batch["label"])
         loss_sum += float(loss.detach()) * b
         n += b
@@ -345,7 +345,42 @@ def _train_epoch(
             "the training loader yielded no batches",
             fix="check the fold's training split has clips",
         )
-    y_true, y_pred = torch.cat(ys), torch.cat(preds)
+    metrics = _epoch_metrics(loss_sum, n, torch.cat(ys), torch.cat(preds), n_classes, parallel)
+    return {**metrics, "lr": float(lr)}
+
+
+def _optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    loss: torch.Tensor,
+    clip: float | None,
+) -> None:
+    """Backward and one optimiser step (through the AMP grad scaler when enabled), clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        if clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+
+
+def _epoch_metrics(
+    loss_sum: float,
+    n: int,
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    n_classes: int,
+    parallel: DataParallel | None,
+) -> dict[str, float]:
+    """Train loss, accuracy, UAR and macro-F1 of an epoch, over every DDP rank's clips."""
     if parallel is not None:  # every rank's clips (a padded shard repeats a few)
         parts = parallel.gather((loss_sum, n, y_true, y_pred))
         loss_sum, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
@@ -356,7 +391,6 @@ def _train_epoch(
         "train_accuracy": tm["accuracy"],
         "train_uar": tm["uar"],
         "train_macro_f1": tm["macro_f1"],
-        "lr": float(lr),
     }
 
 
