@@ -30,6 +30,7 @@ def write_params(work: Path, cache: Path, **tune) -> Path:
             "batch_size": 4,
             "model": {"name": "late_fusion", "d_model": 16, "heads": 2, "layers": 1},
             "early_stop_patience": None,
+            "use_tuned": True,  # with false, tune starts no sweep
         },
         "tune": {
             "out": str(work / "reports" / "tune"),

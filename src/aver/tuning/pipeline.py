@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aver.config import Params, flatten
 from aver.errors import DataError
-from aver.io.atomic import write_csv
+from aver.io.atomic import write_csv, write_text
 from aver.resolution import resolve
 from aver.tracking import runs
 from aver.tuning.report import best_config, results_table, write_outputs
@@ -41,12 +41,26 @@ def cache_fingerprint(cache: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+NOT_TUNED = "NOT_TUNED.txt"
+
+
 def run(params: Params) -> None:
     """Run (or resume) the sweep; write best_params.yaml, results.csv and plots.
 
     The sweep tunes the model `train` would train: `train.preset` is applied first (tuned
-    values are not: they are this stage's output).
+    values are not: they are this stage's output). With `train.use_tuned: false` nothing reads
+    a sweep's result, so none runs: the stage writes NOT_TUNED.txt saying so (a changed model
+    or training setting then costs no sweep).
     """
+    if not params.train.use_tuned:
+        path = Path(params.tune.out) / NOT_TUNED
+        write_text(
+            path,
+            "No sweep ran: train.use_tuned is false, so train does not read a sweep's result.\n"
+            "To tune and train with the result: dvc exp run -S train.use_tuned=true\n",
+        )
+        log.info("train.use_tuned is false: no sweep (wrote %s)", path)
+        return
     params = space_for_model(resolve(params, tuned=False).params)
     cfg = params.tune
     validate_space(params)  # before MLflow or Ray start
