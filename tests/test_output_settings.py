@@ -31,7 +31,8 @@ TRAIN_NOT_FINGERPRINTED = {
     [(ExtractConfig, EXTRACT), (AlignConfig, ALIGN), (CacheConfig, CACHE)],
 )
 def test_stage_output_fields_are_the_former_lists(section, expected):
-    assert output_fields(section) == expected
+    # as sets: stamps compare as mappings, and AlignConfig's detector options come first
+    assert sorted(output_fields(section)) == sorted(expected)
 
 
 def test_train_fingerprint_fields_are_the_former_complement():

@@ -27,6 +27,8 @@ from aver import geometry
 from aver.datasets import DATASETS
 from aver.errors import ConfigError
 from aver.faces import DETECTORS
+from aver.faces.mtcnn_config import MtcnnOptions
+from aver.faces.retinaface_config import RetinaFaceOptions
 from aver.models import MODEL_CONFIGS, ModelConfig, MSANConfig, all_model_keys, select_model_keys
 from aver.output_settings import NOT_OUTPUT  # marks fields that do not change a stage's output
 from aver.schema import Section
@@ -196,18 +198,17 @@ class ExtractConfig(Section):
     executor: Annotated[Literal["local", "ray"], NOT_OUTPUT] = "local"
 
 
-class AlignConfig(Section):
+class AlignConfig(MtcnnOptions, RetinaFaceOptions):
+    """Face alignment; each detector's own settings come from its options class in
+    aver.faces.DETECTORS (mtcnn: min_face; retinaface: retinaface_weights/url/sha256)."""
+
     out: Annotated[str, NOT_OUTPUT] = "data/faces"
     detector: str = Field("mtcnn", description="a name in aver.faces.DETECTORS")
-    retinaface_weights: str | None = Field(None, description="local .pth state dict")
-    retinaface_url: str | None = Field(None, description="download once into weights_cache")
-    retinaface_sha256: Annotated[str | None, NOT_OUTPUT] = None
     weights_cache: Annotated[str, NOT_OUTPUT] = "~/.cache/aver/weights"
     sample_fps: float = Field(25.0, gt=0, description="frames per second to align")
     detect_every: int = Field(5, ge=1)
     batch_size: Annotated[int, NOT_OUTPUT] = Field(32, ge=1)
     detect_side: int = Field(256, ge=32, description="longer side of frames fed to the detector")
-    min_face: int = Field(20, ge=8, description="smallest face side in detection pixels (mtcnn)")
     size: int = Field(112, ge=32)
     smoothing: float = Field(0.5, ge=0, lt=1, description="EMA weight of the previous box")
     min_detection_rate: float = Field(0.5, ge=0, le=1)

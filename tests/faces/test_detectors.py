@@ -51,9 +51,12 @@ def test_detector_names_come_from_the_registry():
     from aver.faces import DETECTORS
 
     assert list(DETECTORS) == ["mtcnn", "retinaface"]
-    for name, target in DETECTORS.items():
+    for name, (options, target) in DETECTORS.items():
         assert AlignConfig(detector=name).detector == name
         module, attr = target.split(":")
         assert callable(getattr(importlib.import_module(module), attr))
+        # the detector's own settings are align settings, validated by its options class
+        assert issubclass(AlignConfig, options)
+        assert set(options.model_fields) <= set(AlignConfig.model_fields)
     with pytest.raises(ValueError, match="valid choices: 'mtcnn', 'retinaface'"):
         AlignConfig(detector="dlib")

@@ -36,7 +36,7 @@ def make_detector(cfg: AlignConfig) -> Detector:
             f"align.detector: unknown detector {cfg.detector!r}",
             fix=f"set align.detector to one of {', '.join(DETECTORS)}",
         )
-    module, name = target.split(":")
+    module, name = target[1].split(":")
     detector: Detector = getattr(importlib.import_module(module), name)(
         cfg, resolve_device(cfg.device)
     )
