@@ -186,7 +186,8 @@ DRILLS = {
     ),
     "cache": Drill(
         "cache",
-        lambda _r, text: _progress("cache", text) >= n_clips() // 3,
+        # clips into the (one) shard: the stage's own bar counts shards
+        lambda _r, text: _progress("cache shard-00000", text) >= n_clips() // 3,
         ("data/features.partial/**/.*.tmp*",),
     ),
     # a trial reported its first epoch to Ray (result.json has a row)
