@@ -37,6 +37,12 @@ case "$url" in
     exit 1
     ;;
 esac
+# tune starts no sweep unless train reads its result (train.use_tuned: true).
+if [ "$(.venv/bin/python -c 'from aver.config import load_params; print(load_params().train.use_tuned)')" != True ]; then
+  echo "tune_job: train.use_tuned is false in params.yaml, so tune would start no sweep;" \
+    "set train.use_tuned: true (and commit it) before submitting" >&2
+  exit 1
+fi
 dvc pull cache
 
 # Trials ask for tune.gpus_per_trial whenever a node type of this cluster has a GPU, so the

@@ -207,3 +207,12 @@ def test_config_imports_no_torch():
 
     code = "import sys, aver.config, aver.models; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_preset_names_come_from_the_preset_table():
+    from aver.training.presets import PRESETS
+
+    for name in ["none", *PRESETS]:
+        assert parse_params({"train": {"preset": name}}).train.preset == name
+    with pytest.raises(ConfigError, match="valid choices: 'none', 'avtca_paper', 'demo_fast'"):
+        parse_params({"train": {"preset": "avtca_papr"}})

@@ -32,6 +32,7 @@ from aver.faces.retinaface_config import RetinaFaceOptions
 from aver.models import MODEL_CONFIGS, ModelConfig, MSANConfig, all_model_keys, select_model_keys
 from aver.output_settings import NOT_OUTPUT  # marks fields that do not change a stage's output
 from aver.schema import Section
+from aver.training.presets import PRESETS
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # warnings already logged by this process (params validate often)
@@ -260,7 +261,9 @@ class TrackingConfig(Section):
 
 class TrainConfig(Section):
     out: Annotated[str, NOT_OUTPUT] = "models"
-    preset: Annotated[Literal["none", "avtca_paper", "demo_fast"] | None, NOT_OUTPUT] = None
+    preset: Annotated[str | None, NOT_OUTPUT] = Field(
+        None, description="a name in aver.training.presets.PRESETS, or none"
+    )
     model: ModelConfig = Field(
         default_factory=MSANConfig, description="one of aver.models.MODEL_CONFIGS, by name"
     )
@@ -314,6 +317,11 @@ class TrainConfig(Section):
     use_gpu: Annotated[bool, NOT_OUTPUT] = Field(
         False, description="executor ray: a GPU per worker (nccl), else gloo"
     )
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, v: str | None) -> str | None:
+        return v if v is None else _one_of(v, ["none", *PRESETS])
 
     @model_validator(mode="before")
     @classmethod

@@ -20,9 +20,16 @@ from typing import Any
 
 import yaml
 
-from aver.config import Params, with_overrides
+from aver.config import Params, TrainConfig, with_overrides
 from aver.errors import ConfigError
-from aver.training.presets import preset_values
+from aver.training.presets import PRESETS
+
+
+def preset_values(train: TrainConfig) -> dict[str, Any]:
+    """The preset's values (dotted keys relative to train); empty without a preset."""
+    if train.preset in (None, "none"):
+        return {}
+    return dict(PRESETS[train.preset])  # the name was validated against PRESETS
 
 
 @dataclass(frozen=True)

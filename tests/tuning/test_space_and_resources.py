@@ -129,7 +129,7 @@ def test_tune_stage_validates_the_space_before_mlflow_or_ray(tmp_path, monkeypat
     started = []
     monkeypatch.setattr(pipeline.runs, "setup", lambda *a: started.append("mlflow"))
     monkeypatch.setattr(pipeline, "init_ray", lambda *a: started.append("ray"))
-    params = parse_params({"tune": {"space": {"train.lrr": LR}}})
+    params = parse_params({"tune": {"space": {"train.lrr": LR}}, "train": {"use_tuned": True}})
     with pytest.raises(ConfigError, match=r"tune\.space\.train\.lrr"):
         pipeline.run(params)
     assert started == []
@@ -175,7 +175,8 @@ def test_tune_stage_searches_the_preset_model(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "validate_space", stop)
     space = {"train.lr": LR, "train.model.ctm_weight": {"type": "uniform", "low": 0, "high": 1}}
-    params = parse_params({"tune": {"space": space}, "train": {"preset": "avtca_paper"}})
+    raw = {"tune": {"space": space}, "train": {"preset": "avtca_paper", "use_tuned": True}}
+    params = parse_params(raw)
     with pytest.raises(ConfigError, match="stop here"):
         pipeline.run(params)
     (resolved,) = seen

@@ -1,16 +1,13 @@
 """Named training presets: `train.preset` -> the train keys it sets, as published.
 
-aver.resolution applies them (over params.yaml, under tuned values and overrides); see there for
-the precedence. To change one of a preset's keys, copy the preset's values into params.yaml and
-drop the preset.
+A plain table: aver.config validates `train.preset` against it, aver.resolution applies it
+(over params.yaml, under tuned values and overrides; see there for the precedence). To change
+one of a preset's keys, copy the preset's values into params.yaml and drop the preset.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from aver.config import TrainConfig
-from aver.errors import ConfigError
 
 # Keys are relative to `train` (dotted for the nested model section).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -65,13 +62,3 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.layers": 1,
     },
 }
-
-
-def preset_values(train: TrainConfig) -> dict[str, Any]:
-    """The preset's values (dotted keys relative to train); empty without a preset."""
-    name = train.preset
-    if name in (None, "none"):
-        return {}
-    if name not in PRESETS:
-        raise ConfigError(f"train.preset: unknown preset {name!r}; valid: {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
