@@ -120,6 +120,17 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     assert again.start_epoch == 4 and len(again.history) == 4
 
 
+def test_resume_removes_a_killed_runs_half_written_checkpoint(tmp_path):
+    """A SIGKILL during checkpoints.save leaves `.last.pt.<random>.tmp`; the rerun removes it."""
+    _run(_cfg(epochs=2), ckpt=tmp_path)
+    half = tmp_path / ".last.pt.k1lled.tmp"
+    half.write_bytes(b"half a checkpoint")
+    _, res = _run(_cfg(epochs=3), ckpt=tmp_path)
+    assert not half.exists()
+    assert res.epochs_done == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
 def test_checkpoint_of_other_config_is_not_resumed(tmp_path, caplog):
     _run(_cfg(epochs=2), ckpt=tmp_path)
     with caplog.at_level(logging.INFO):

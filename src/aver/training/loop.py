@@ -40,6 +40,7 @@ from aver.inference import (  # also imported from here by the pipeline and benc
     move_batch,
     resolve_device,
 )
+from aver.io.atomic import remove_stale_temps
 from aver.output_settings import output_settings
 from aver.training.callbacks import EpochCallback, default_callbacks, run_callbacks
 from aver.training.dataparallel import DataParallel
@@ -162,6 +163,8 @@ def fit(
     )
     state = _start_state(model, train_loader, cfg, step.scaler(), fingerprint, extra)
     last = Path(checkpoint_dir) / LAST if checkpoint_dir is not None else None
+    if last is not None and last.parent.is_dir():
+        remove_stale_temps(last.parent)  # a killed run's half-written checkpoint
     if last is not None and state.load(last):
         log.info("resuming from %s at epoch %d/%d", last, state.epoch, cfg.epochs)
     main = parallel is None or parallel.is_main
@@ -171,11 +174,11 @@ def fit(
         while state.epoch < cfg.epochs and not state.stopped:
             metrics = step(state)
             state.end_epoch(metrics)
+            run_callbacks(callbacks, state, metrics)  # the checkpoint first, then the progress
             bar.update(1)
             bar.set_postfix(
                 loss=f"{metrics['train_loss']:.3f}", val_uar=f"{metrics['val_uar']:.3f}"
             )
-            run_callbacks(callbacks, state, metrics)
     finally:
         bar.close()
     return state.result(cfg.select)
