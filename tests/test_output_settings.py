@@ -17,8 +17,8 @@ ALIGN = (
     "detect_side", "min_face", "size", "smoothing", "min_detection_rate",
 )  # fmt: skip
 CACHE = (
-    "audio_feature", "n_mels", "n_mfcc", "win_ms", "hop_ms", "video_fps", "face_size",
-    "window_s", "crop",
+    "audio_encoder", "audio_layers", "face_encoder", "n_mels", "n_mfcc", "win_ms", "hop_ms",
+    "video_fps", "face_size", "window_s", "crop",
 )  # fmt: skip
 TRAIN_NOT_FINGERPRINTED = {
     "out", "folds", "model_fold", "use_tuned", "tuned_params", "num_workers", "device",

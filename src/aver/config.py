@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
 
 from aver import geometry
 from aver.datasets import DATASETS
+from aver.encoders import AUDIO_ENCODERS, AUDIO_FEATURES, FACE_CROPS, FACE_ENCODERS
 from aver.errors import ConfigError
 from aver.faces import DETECTORS
 from aver.faces.mtcnn_config import MtcnnOptions
@@ -225,9 +226,53 @@ class AlignConfig(MtcnnOptions, RetinaFaceOptions):
         return _one_of(v, DETECTORS)
 
 
+CACHE_LEGACY_KEYS = {"audio_feature": "audio_encoder"}
+
+
+def rename_legacy_keys(data: Any, renames: dict[str, str], section: str) -> Any:
+    """Old key names mapped onto today's (one warning each); both given is an error."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for old, new in renames.items():
+        if old in data:
+            if new in data:
+                raise ValueError(f"{section}.{old} is the old name of {section}.{new}: give one")
+            data[new] = data.pop(old)
+            msg = f"{section}.{old} is now {section}.{new}"
+            if msg not in _warned:
+                _warned.add(msg)
+                log.warning("%s (rename it in params.yaml)", msg)
+    return data
+
+
 class CacheConfig(Section):
+    legacy_keys: ClassVar[dict[str, str]] = CACHE_LEGACY_KEYS
     out: Annotated[str, NOT_OUTPUT] = "data/features"
-    audio_feature: Literal["logmel", "mfcc"] = "logmel"
+    audio_encoder: str = Field(
+        "logmel", description="logmel | mfcc, or a pretrained encoder in aver.encoders"
+    )
+    audio_layers: list[int] | None = Field(
+        None, description="pretrained audio encoder: transformer layers kept (1-based); null: all"
+    )
+    face_encoder: str = Field(
+        "crops", description="crops (face pixels), or a pretrained encoder in aver.encoders"
+    )
+    # Where the weights come from; the sha256 of the file used is part of the cache's identity.
+    encoder_weights: Annotated[str | None, NOT_OUTPUT] = Field(
+        None,
+        description="a local weights file (one pretrained encoder) or a directory holding each "
+        "encoder's file under its library name; null: the torch hub cache, downloaded once",
+    )
+    encoder_urls: Annotated[dict[str, str], NOT_OUTPUT] = Field(
+        default_factory=dict,
+        description="encoder name -> URL of its weights (default: the library's own)",
+    )
+    encoder_sha256: Annotated[dict[str, str], NOT_OUTPUT] = Field(
+        default_factory=dict, description="encoder name -> sha256 its weights file must have"
+    )
+    encoder_device: Annotated[Literal["auto", "cpu", "cuda"], NOT_OUTPUT] = "auto"
+    encoder_batch: Annotated[int, NOT_OUTPUT] = Field(16, ge=1, description="clips per forward")
     n_mels: int = Field(64, ge=8)
     n_mfcc: int = Field(10, ge=2)
     win_ms: float = Field(25.0, gt=0)
@@ -245,6 +290,79 @@ class CacheConfig(Section):
     seed: Annotated[int, NOT_OUTPUT] = 0
     shard_clips: Annotated[int, NOT_OUTPUT] = Field(1024, ge=1)
     max_failure_fraction: Annotated[float, NOT_OUTPUT] = Field(0.25, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        """`audio_feature` (before pretrained encoders) is now `audio_encoder`."""
+        return rename_legacy_keys(data, CACHE_LEGACY_KEYS, "cache")
+
+    @field_validator("audio_encoder")
+    @classmethod
+    def _audio_encoder(cls, v: str) -> str:
+        return _one_of(v, [*AUDIO_FEATURES, *AUDIO_ENCODERS])
+
+    @field_validator("face_encoder")
+    @classmethod
+    def _face_encoder(cls, v: str) -> str:
+        return _one_of(v, [FACE_CROPS, *FACE_ENCODERS])
+
+    @field_validator("encoder_sha256")
+    @classmethod
+    def _sha256(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, digest in v.items():
+            _one_of(name, [*AUDIO_ENCODERS, *FACE_ENCODERS])
+            if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+                raise ValueError(f"encoder_sha256.{name}: not a sha256 (64 hex digits)")
+        return {k: d.lower() for k, d in v.items()}
+
+    @field_validator("encoder_urls")
+    @classmethod
+    def _urls(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            _one_of(name, [*AUDIO_ENCODERS, *FACE_ENCODERS])
+        return v
+
+    @model_validator(mode="after")
+    def _layers(self) -> CacheConfig:
+        spec = AUDIO_ENCODERS.get(self.audio_encoder)
+        if self.audio_layers is not None:
+            if spec is None:
+                raise ValueError(
+                    f"audio_layers is set but audio_encoder {self.audio_encoder!r} has no layers"
+                    " (set audio_layers: null)"
+                )
+            bad = [k for k in self.audio_layers if not 1 <= k <= spec.n_layers]
+            if (
+                bad
+                or not self.audio_layers
+                or len(set(self.audio_layers)) != len(self.audio_layers)
+            ):
+                raise ValueError(
+                    f"audio_layers {self.audio_layers}: need distinct layers in 1..{spec.n_layers}"
+                    f" ({self.audio_encoder} has {spec.n_layers})"
+                )
+        if self.face_encoder == "torchscript" and not self.encoder_weights:
+            raise ValueError(
+                "face_encoder torchscript needs encoder_weights: the path of the TorchScript file"
+            )
+        return self
+
+    @property
+    def pretrained_audio(self) -> bool:
+        return self.audio_encoder in AUDIO_ENCODERS
+
+    @property
+    def pretrained_face(self) -> bool:
+        return self.face_encoder != FACE_CROPS
+
+    @property
+    def kept_layers(self) -> list[int]:
+        """The audio encoder's layers kept in the cache (1-based; empty without one)."""
+        spec = AUDIO_ENCODERS.get(self.audio_encoder)
+        if spec is None:
+            return []
+        return list(self.audio_layers or range(1, spec.n_layers + 1))
 
 
 class TrackingConfig(Section):

@@ -114,6 +114,8 @@ class ModelCard(_Record):
 
 def lenient(cls: type[C], raw: Mapping[str, Any], source: str) -> C:
     """`cls` from plain data; keys `cls` does not know are dropped with a warning."""
+    renames: Mapping[str, str] = getattr(cls, "legacy_keys", {})
+    raw = {renames.get(k, k): v for k, v in raw.items()}
     unknown = sorted(set(raw) - set(cls.model_fields))
     if unknown:
         log.warning("%s: ignoring keys this aver does not know: %s", source, ", ".join(unknown))
@@ -147,7 +149,7 @@ def card_from_params(
         model=params.train.model.model_dump(mode="json"),
         classes=list(classes),
         input=InputSpec(
-            audio_feature=str(audio.get("feature", cache["audio_feature"])),
+            audio_feature=str(audio.get("feature", cache["audio_encoder"])),
             audio_dim=int(dims["audio_dim"]),
             # the rate the cache's features were computed at (else the extract section's)
             sample_rate=int(audio.get("sample_rate") or extract["sample_rate"]),
@@ -207,7 +209,10 @@ def _from_v1(doc: Mapping[str, Any], source: str) -> ModelCard:
         if stats is None:
             notes.append("no normalisation stats stored")
         cache_defaults = CacheConfig().model_dump(mode="json")
-        setting = {**cache_defaults, **cache}
+        setting = {
+            **cache_defaults,
+            **{CacheConfig.legacy_keys.get(k, k): v for k, v in cache.items()},
+        }
         audio, video = meta.get("audio") or {}, meta.get("video") or {}
         extract = dict(params.get("extract") or {})
         sample_rate = audio.get("sample_rate") or extract.get("sample_rate")
@@ -215,7 +220,7 @@ def _from_v1(doc: Mapping[str, Any], source: str) -> ModelCard:
             model=dict(params.get("train", {}).get("model") or {}),
             classes=classes,
             input=InputSpec(
-                audio_feature=str(audio.get("feature", setting["audio_feature"])),
+                audio_feature=str(audio.get("feature", setting["audio_encoder"])),
                 audio_dim=int(dims["audio_dim"]),
                 sample_rate=int(sample_rate or ExtractConfig.model_fields["sample_rate"].default),
                 window_s=float(setting["window_s"]),

@@ -34,7 +34,7 @@ def test_logmel_peak_follows_the_tone(hz: float):
 
 
 def test_mfcc_dims_follow_n_mfcc():
-    spec = AudioSpec.from_config(CacheConfig(audio_feature="mfcc", n_mfcc=10), SR)
+    spec = AudioSpec.from_config(CacheConfig(audio_encoder="mfcc", n_mfcc=10), SR)
     feats = audio_features(np.random.default_rng(0).normal(size=SR).astype(np.float32), spec)
     assert feats.shape == (spec.n_frames(SR), 10) and np.isfinite(feats).all()
 

@@ -41,8 +41,8 @@ class AudioSpec:
         if win < 2 or hop < 1:
             raise ValueError(f"cache.win_ms/hop_ms too small for {sample_rate} Hz")
         n_fft = 1 << (win - 1).bit_length()
-        n_bins = cfg.n_mels if cfg.audio_feature == "logmel" else cfg.n_mfcc
-        return cls(sample_rate, cfg.audio_feature, n_bins, cfg.n_mels, win, hop, n_fft)
+        n_bins = cfg.n_mels if cfg.audio_encoder == "logmel" else cfg.n_mfcc
+        return cls(sample_rate, cfg.audio_encoder, n_bins, cfg.n_mels, win, hop, n_fft)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced from `n_samples` input samples."""

@@ -307,7 +307,7 @@ def _feature_meta(
         "window_s": cfg.window_s,
         "crop": cfg.crop,
         "audio": {
-            "feature": cfg.audio_feature,
+            "feature": cfg.audio_encoder,
             "n_bins": spec.audio.n_bins,
             "n_frames": spec.audio_frames,
             "sample_rate": sample_rate,
