@@ -209,10 +209,10 @@ def _from_v1(doc: Mapping[str, Any], source: str) -> ModelCard:
         if stats is None:
             notes.append("no normalisation stats stored")
         cache_defaults = CacheConfig().model_dump(mode="json")
-        setting = {
-            **cache_defaults,
-            **{CacheConfig.legacy_keys.get(k, k): v for k, v in cache.items()},
+        renamed: dict[str, Any] = {
+            CacheConfig.legacy_keys.get(str(k), str(k)): v for k, v in cache.items()
         }
+        setting = {**cache_defaults, **renamed}
         audio, video = meta.get("audio") or {}, meta.get("video") or {}
         extract = dict(params.get("extract") or {})
         sample_rate = audio.get("sample_rate") or extract.get("sample_rate")
