@@ -82,6 +82,25 @@ def test_card_round_trip_through_the_model_file(tmp_path):
     assert trained.card.fold_stats().n_clips == 4
 
 
+def test_embedding_dims_round_trip_and_rebuild_the_embedding_front_ends(tmp_path):
+    """A model trained on encoder layers and face embeddings: its card keeps the four dims and
+    the loaded model gets the same front-ends and weights."""
+    from aver.models.encoders import EmbeddingFrameEncoder, LayerWeightedAudioEncoder
+
+    dims = {"audio_dim": 24, "face_size": 0, "audio_layers": 5, "video_dim": 12}
+    card = card_from_params(_params(), classes=CLASSES, dims=dims, cache_meta=META)
+    assert card.dims == dims and read_card(card.to_json()) == card
+    torch.manual_seed(0)
+    net = build_model(_params().train.model, n_classes=3, **dims)
+    checkpoints.save_model_file(tmp_path / "model.pt", net.state_dict(), card)
+    trained = load_trained_model(tmp_path / "model.pt")
+    assert trained.card.dims == dims
+    assert isinstance(trained.model.audio, LayerWeightedAudioEncoder)
+    assert isinstance(trained.model.video, EmbeddingFrameEncoder)
+    loaded = trained.model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in net.state_dict().items())
+
+
 def test_a_model_file_written_by_the_old_code_loads_and_gives_its_probabilities():
     """tests/fixtures/model-v1.pt was written by main before the card (make_model_v1.py)."""
     expected = json.loads((FIXTURES / "model-v1.json").read_text())
@@ -89,7 +108,8 @@ def test_a_model_file_written_by_the_old_code_loads_and_gives_its_probabilities(
     card = trained.card
     assert trained.classes == expected["classes"]
     assert card.provenance.converted_from == 1 and card.provenance.notes == []
-    assert card.network_config().d_model == 16 and card.dims == {"audio_dim": 8, "face_size": 16}
+    assert card.network_config().d_model == 16
+    assert card.dims == {"audio_dim": 8, "face_size": 16, "audio_layers": 0, "video_dim": 0}
     assert card.input.audio_feature == "mfcc" and card.input.video_frames == 4
     assert card.run["fold"] == 0 and "stats" not in card.run and "cache_meta" not in card.run
     batch = batch_from_arrays(fixed_inputs(), card.fold_stats())

@@ -45,12 +45,14 @@ class InputSpec(_Record):
     """Shapes and rates of the model's input (as the cache stage made them)."""
 
     audio_feature: str  # logmel | mfcc
-    audio_dim: int  # feature bins per audio frame
+    audio_dim: int  # feature bins per audio frame (encoder layers: dims per layer)
     sample_rate: int  # Hz of the waveform the features are computed from
     window_s: float
     crop: str  # center | start
     video_fps: float
-    face_size: int  # face side in pixels
+    face_size: int  # face side in pixels (0: face embeddings)
+    audio_layers: int = 0  # encoder layers per audio frame (0: spectral features, v1 files)
+    video_dim: int = 0  # face embedding dims (0: face crops, v1 files)
     audio_frames: int | None = None  # per window (None: not recorded, v1 files)
     video_frames: int | None = None
 
@@ -82,8 +84,14 @@ class ModelCard(_Record):
 
     @property
     def dims(self) -> dict[str, int]:
-        """build_model's input sizes."""
-        return {"audio_dim": self.input.audio_dim, "face_size": self.input.face_size}
+        """build_model's input sizes (`aver.models.InputDims`)."""
+        i = self.input
+        return {
+            "audio_dim": i.audio_dim,
+            "face_size": i.face_size,
+            "audio_layers": i.audio_layers,
+            "video_dim": i.video_dim,
+        }
 
     def network_config(self) -> ModelConfig:
         """The model config, validated against today's class of its model (unknown keys dropped,
@@ -157,6 +165,8 @@ def card_from_params(
             crop=str(cache["crop"]),
             video_fps=float(video.get("fps", cache["video_fps"])),
             face_size=int(dims["face_size"]),
+            audio_layers=int(dims.get("audio_layers", 0)),
+            video_dim=int(dims.get("video_dim", 0)),
             audio_frames=audio.get("n_frames"),
             video_frames=video.get("n_frames"),
         ),

@@ -52,6 +52,7 @@ def test_model_file_roundtrip(tmp_path):
     )
     checkpoints.save_model_file(tmp_path / "model.pt", lin.state_dict(), card)
     obj = checkpoints.read_model_file(tmp_path / "model.pt")
-    assert obj.card.classes == ["a", "b"] and obj.card.dims == {"audio_dim": 3, "face_size": 8}
+    assert obj.card.classes == ["a", "b"]
+    assert obj.card.dims == {"audio_dim": 3, "face_size": 8, "audio_layers": 0, "video_dim": 0}
     assert torch.equal(obj.state_dict["weight"], lin.weight)
     assert obj.card.run["val_uar"] == 0.5

@@ -5,7 +5,9 @@
 and the parametrised tests derive from it. This package stays torch-free on import (aver.config
 imports it); the torch modules load when a model is built or a class below is asked for.
 
-`build_model(cfg, n_classes=, audio_dim=, face_size=)` builds the network `cfg.name` names; every
+`build_model(cfg, n_classes=, audio_dim=, face_size=, audio_layers=, video_dim=)` builds the
+network `cfg.name` names for those input sizes (`InputDims`, from the cache's array shapes; they
+choose the front-ends: log-mel frames or encoder layers, face crops or face embeddings); every
 model maps the "Model batch" dict to `ModelOutput(logits, aux_losses)`.
 """
 
@@ -22,7 +24,7 @@ from aver.errors import ConfigError
 from aver.models.avtca_config import VARIANTS, AVTCAConfig
 from aver.models.baselines_config import AudioOnlyConfig, LateFusionConfig, VideoOnlyConfig
 from aver.models.msan_config import MSANConfig
-from aver.models.spec import ModelConfigBase, TokenModelConfig
+from aver.models.spec import InputDims, ModelConfigBase, TokenModelConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,8 +102,18 @@ def _builder(name: str) -> Callable[..., nn.Module]:
     return builder
 
 
-def build_model(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: int) -> nn.Module:
-    """The network `cfg.name` names, for inputs of `audio_dim` features and `face_size` faces."""
+def build_model(
+    cfg: ModelConfig,
+    *,
+    n_classes: int,
+    audio_dim: int,
+    face_size: int,
+    audio_layers: int = 0,
+    video_dim: int = 0,
+) -> nn.Module:
+    """The network `cfg.name` names, for the input sizes of `InputDims` (0 = not used): audio
+    frames of `audio_dim` features, or `audio_layers` encoder layers of `audio_dim` dims; face
+    crops of `face_size` pixels, or face embeddings of `video_dim` dims."""
     if cfg.name not in MODEL_CONFIGS:
         raise ConfigError(
             f"unknown model {cfg.name!r}",
@@ -109,7 +121,11 @@ def build_model(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: 
         )
     if n_classes < 2:
         raise ConfigError(f"need at least 2 classes, got {n_classes}", fix="check the dataset")
-    if face_size < 2 * cfg.video_stride * cfg.video_patches:
+    try:
+        dims = InputDims(audio_dim, face_size, audio_layers, video_dim)
+    except ValueError as err:
+        raise ConfigError(str(err), fix="rebuild the feature cache (dvc repro cache)") from None
+    if not dims.video_embeddings and face_size < 2 * cfg.video_stride * cfg.video_patches:
         raise ConfigError(
             f"face_size={face_size} is too small for video_stride={cfg.video_stride} and "
             f"video_patches={cfg.video_patches}",
@@ -117,7 +133,7 @@ def build_model(cfg: ModelConfig, *, n_classes: int, audio_dim: int, face_size: 
             "(cache.face_size)",
         )
     builder = _builder(cfg.name)
-    return builder(cfg, n_classes=n_classes, audio_dim=audio_dim, face_size=face_size)
+    return builder(cfg, n_classes=n_classes, dims=dims)
 
 
 # Torch classes, imported on first use: name -> "module:attribute".
@@ -149,6 +165,7 @@ __all__ = [
     "VARIANTS",
     "AVTCAConfig",
     "AudioOnlyConfig",
+    "InputDims",
     "LateFusion",
     "LateFusionConfig",
     "MSANConfig",

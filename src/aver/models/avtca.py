@@ -1,5 +1,6 @@
-"""AVT-CA (Sec. III, Algorithm 1): conv front-ends, intermediate transformer fusion (IT),
-cross-self-attention (CT), max-pool per stream, element-wise sum, Linear.
+"""AVT-CA (Sec. III, Algorithm 1): conv front-ends (or embedding projections, per the input
+dims), intermediate transformer fusion (IT), cross-self-attention (CT), max-pool per stream,
+element-wise sum, Linear.
 
 Variants (Table V): it1 / it4 = `layers` IT blocks with 1 / 4 heads and no CT; ct1 / ct4 = the
 CT block alone with 1 / 4 heads; full = IT-4 blocks then CT-4. The variant fixes the heads and,
@@ -10,11 +11,13 @@ to the loss.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from aver.models.avtca_config import VARIANTS, AVTCAConfig
-from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
+from aver.models.encoders import audio_frontend, video_frontend
 from aver.models.layers import (
     BranchHeads,
     MultiHeadAttention,
@@ -23,6 +26,7 @@ from aver.models.layers import (
     masked_max,
 )
 from aver.models.output import ModelOutput
+from aver.models.spec import InputDims
 
 
 class IntermediateBlock(nn.Module):
@@ -69,14 +73,14 @@ class CrossSelfAttention(nn.Module):
 class AVTCA(nn.Module):
     """AVT-CA on the model batch; `cfg.variant` selects the Table V ablation."""
 
-    def __init__(self, cfg: AVTCAConfig, *, n_classes: int, audio_dim: int, face_size: int):
+    def __init__(self, cfg: AVTCAConfig, *, n_classes: int, dims: InputDims):
         super().__init__()
         d = cfg.d_model
         it_heads, ct_heads = VARIANTS[cfg.variant]
-        self.audio = AudioConvEncoder(audio_dim, cfg.audio_channels)
-        self.video = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
-        self.proj_a = nn.Linear(self.audio.out_dim, d)
-        self.proj_v = nn.Linear(self.video.out_dim, d)
+        self.audio = audio_frontend(cfg, dims)
+        self.video = video_frontend(cfg, dims)
+        self.proj_a = nn.Linear(cast(int, self.audio.out_dim), d)
+        self.proj_v = nn.Linear(cast(int, self.video.out_dim), d)
         self.it = nn.ModuleList(
             [IntermediateBlock(d, it_heads, cfg.dropout) for _ in range(cfg.layers)]
             if it_heads

@@ -1,10 +1,10 @@
 """Unimodal baselines and late fusion.
 
-audio_only / video_only: the AVT-CA front-end of one modality -> Linear to d -> pre-LN
-Transformer blocks (rotary positions per `cfg.position`; for one modality index and time RoPE
-differ only in scale) -> LayerNorm -> masked pooling -> Linear. late_fusion: the average of an
-audio_only and a video_only model's logits, trained jointly (with `unimodal_weight > 0` each
-branch also gets its own cross-entropy loss).
+audio_only / video_only: the front-end of one modality (AVT-CA's, or an embedding projection) ->
+Linear to d -> pre-LN Transformer blocks (rotary positions per `cfg.position`; for one modality
+index and time RoPE differ only in scale) -> LayerNorm -> masked pooling -> Linear. late_fusion: the
+average of an audio_only and a video_only model's logits, trained jointly (with `unimodal_weight >
+0` each branch also gets its own cross-entropy loss).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import cast
 import torch
 from torch import nn
 
-from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
+from aver.models.encoders import audio_frontend, video_frontend
 from aver.models.layers import EncoderBlock, check_heads, masked_pool, pool_width
 from aver.models.output import ModelOutput
 from aver.models.rotary import rope_frequencies, sequence_rotation
-from aver.models.spec import TokenModelConfig
+from aver.models.spec import InputDims, TokenModelConfig
 
 _KEYS = {
     "audio": ("audio", "audio_mask", "audio_times"),
@@ -62,29 +62,23 @@ class UnimodalNet(nn.Module):
         return ModelOutput(self.head(self.drop(pooled)))
 
 
-def audio_only(
-    cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int
-) -> UnimodalNet:
+def audio_only(cfg: TokenModelConfig, *, n_classes: int, dims: InputDims) -> UnimodalNet:
     """Audio branch alone."""
-    return UnimodalNet("audio", AudioConvEncoder(audio_dim, cfg.audio_channels), n_classes, cfg)
+    return UnimodalNet("audio", audio_frontend(cfg, dims), n_classes, cfg)
 
 
-def video_only(
-    cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int
-) -> UnimodalNet:
+def video_only(cfg: TokenModelConfig, *, n_classes: int, dims: InputDims) -> UnimodalNet:
     """Face branch alone."""
-    enc = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
-    return UnimodalNet("video", enc, n_classes, cfg)
+    return UnimodalNet("video", video_frontend(cfg, dims), n_classes, cfg)
 
 
 class LateFusion(nn.Module):
     """Average of the unimodal models' logits."""
 
-    def __init__(self, cfg: TokenModelConfig, *, n_classes: int, audio_dim: int, face_size: int):
+    def __init__(self, cfg: TokenModelConfig, *, n_classes: int, dims: InputDims):
         super().__init__()
-        kw = {"n_classes": n_classes, "audio_dim": audio_dim, "face_size": face_size}
-        self.audio = audio_only(cfg, **kw)
-        self.video = video_only(cfg, **kw)
+        self.audio = audio_only(cfg, n_classes=n_classes, dims=dims)
+        self.video = video_only(cfg, n_classes=n_classes, dims=dims)
         self.unimodal_weight = cfg.unimodal_weight
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:

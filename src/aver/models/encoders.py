@@ -1,8 +1,11 @@
-"""Modality front-ends (AVT-CA Sec. III-A): audio Conv1D blocks and a per-frame face CNN.
+"""Modality front-ends: from scratch (AVT-CA Sec. III-A: audio Conv1D blocks, a per-frame face
+CNN) or projections of pretrained embeddings (a learned weighted sum of a speech encoder's
+layers; per-frame face embeddings).
 
+`audio_frontend` / `video_frontend` choose one from the input dims (the cache's array shapes).
 Each returns `(features (B, T', C), mask (B, T'), times (B, T'))`. Padding never changes a real
 clip's output: audio BatchNorm uses statistics of real frames only and padded frames are
-excluded from pooling; the face CNN runs on real frames only.
+excluded from pooling; the face CNN runs on real frames only; projections act per frame.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from aver.models.spec import InputDims, ModelConfigBase
 
 Tokens = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -209,3 +214,72 @@ class VideoFrameEncoder(nn.Module):
         feats = self.frame(video[mask])
         out = feats.new_zeros(b, t, self.out_dim).index_put((mask,), feats)
         return out, mask, times
+
+
+class LayerWeightedAudioEncoder(nn.Module):
+    """(B, Ta, L, D) encoder layers -> (B, ceil(Ta/pool), C).
+
+    A softmax-weighted sum over the L layers (weights start equal, as in SUPERB), then
+    Linear(D -> C) -> ReLU -> dropout, zeros at padding, then masked max-pool over `pool` frames
+    (50 -> 25 tokens/s at pool=2, the conv front-end's token rate).
+    """
+
+    def __init__(self, n_layers: int, dim: int, channels: int, pool: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.layer_logits = nn.Parameter(torch.zeros(n_layers))
+        self.proj = nn.Linear(dim, channels)
+        self.drop = nn.Dropout(dropout)
+        self.pool = pool
+        self.out_dim = channels
+
+    def layer_weights(self) -> torch.Tensor:
+        """The (L,) softmax weights of the layers."""
+        return torch.softmax(self.layer_logits, dim=0)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> Tokens:
+        want = (self.layer_logits.numel(), self.proj.in_features)
+        if x.dim() != 4 or tuple(x.shape[2:]) != want:
+            raise ValueError(
+                f"audio input of shape {tuple(x.shape)}, expected (B, T, {want[0]}, {want[1]}): "
+                "the model was built for another audio encoder or layer choice"
+            )
+        h = (x * self.layer_weights().to(x.dtype)[:, None]).sum(dim=2)
+        h = self.drop(F.relu(self.proj(h))).masked_fill(~mask.unsqueeze(-1), 0.0)
+        return masked_time_pool(h, mask, times, self.pool)
+
+
+class EmbeddingFrameEncoder(nn.Module):
+    """(B, Tv, E) face embeddings -> (B, Tv, C): Linear -> ReLU -> dropout, zeros at padding."""
+
+    def __init__(self, dim: int, channels: int, dropout: float = 0.0):
+        super().__init__()
+        self.proj = nn.Linear(dim, channels)
+        self.drop = nn.Dropout(dropout)
+        self.out_dim = channels
+
+    def forward(self, video: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> Tokens:
+        if video.dim() != 3 or video.shape[-1] != self.proj.in_features:
+            raise ValueError(
+                f"video input of shape {tuple(video.shape)}, expected (B, T, "
+                f"{self.proj.in_features}): the model was built for another face encoder"
+            )
+        h = self.drop(F.relu(self.proj(video)))
+        return h.masked_fill(~mask.unsqueeze(-1), 0.0), mask, times
+
+
+def audio_frontend(cfg: ModelConfigBase, dims: InputDims) -> nn.Module:
+    """The audio front-end for `dims`: encoder layers -> LayerWeightedAudioEncoder, features ->
+    AudioConvEncoder; both give `cfg.audio_channels` at 25 tokens/s."""
+    if dims.audio_embeddings:
+        return LayerWeightedAudioEncoder(
+            dims.audio_layers, dims.audio_dim, cfg.audio_channels, dropout=cfg.dropout
+        )
+    return AudioConvEncoder(dims.audio_dim, cfg.audio_channels)
+
+
+def video_frontend(cfg: ModelConfigBase, dims: InputDims) -> nn.Module:
+    """The video front-end for `dims`: embeddings -> EmbeddingFrameEncoder, crops ->
+    VideoFrameEncoder; both give `cfg.video_channels` per frame."""
+    if dims.video_embeddings:
+        return EmbeddingFrameEncoder(dims.video_dim, cfg.video_channels, dropout=cfg.dropout)
+    return VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)

@@ -1,24 +1,27 @@
 """MSAN: one Transformer over audio and video tokens in a shared space, TaRoPE, CTM loss.
 
-Encoders -> linear projections to d -> a learned modality embedding -> concatenated tokens ->
-pre-LN Transformer blocks whose self-attention sees all tokens (rotary positions per
-`position`) -> final LayerNorm -> masked pooling per modality, concatenated -> Linear.
-With `ctm_weight > 0` a projection head on the audio and video outputs adds the weighted CTM
-loss to `aux_losses["ctm"]`. With `unimodal_weight > 0` a classifier on each modality's
-projected tokens (before the shared encoder) adds its weighted cross-entropy to the loss.
+Front-ends (conv, or embedding projections, per the input dims) -> linear projections to d -> a
+learned modality embedding -> concatenated tokens -> pre-LN Transformer blocks whose self-attention
+sees all tokens (rotary positions per `position`) -> final LayerNorm -> masked pooling per modality,
+concatenated -> Linear. With `ctm_weight > 0` a projection head on the audio and video outputs adds
+the weighted CTM loss to `aux_losses["ctm"]`. With `unimodal_weight > 0` a classifier on each
+modality's projected tokens (before the shared encoder) adds its weighted cross-entropy to the loss.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from aver.models.encoders import AudioConvEncoder, VideoFrameEncoder
+from aver.models.encoders import audio_frontend, video_frontend
 from aver.models.layers import BranchHeads, EncoderBlock, check_heads, masked_pool, pool_width
 from aver.models.losses import CTMHead, ctm_loss
 from aver.models.msan_config import MSANConfig
 from aver.models.output import ModelOutput
 from aver.models.rotary import rope_frequencies, sequence_rotation
+from aver.models.spec import InputDims
 
 
 class MSANCore(nn.Module):
@@ -116,11 +119,13 @@ class MSANCore(nn.Module):
 class MSAN(nn.Module):
     """Audio/video front-ends + MSANCore on the model batch."""
 
-    def __init__(self, cfg: MSANConfig, *, n_classes: int, audio_dim: int, face_size: int):
+    def __init__(self, cfg: MSANConfig, *, n_classes: int, dims: InputDims):
         super().__init__()
-        self.audio = AudioConvEncoder(audio_dim, cfg.audio_channels)
-        self.video = VideoFrameEncoder(cfg.video_channels, cfg.video_patches, cfg.video_stride)
-        self.core = MSANCore(self.audio.out_dim, self.video.out_dim, n_classes, cfg)
+        self.audio = audio_frontend(cfg, dims)
+        self.video = video_frontend(cfg, dims)
+        self.core = MSANCore(
+            cast(int, self.audio.out_dim), cast(int, self.video.out_dim), n_classes, cfg
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         a, am, at = self.audio(batch["audio"], batch["audio_mask"], batch["audio_times"])

@@ -1,4 +1,5 @@
-"""Config fields every model shares (torch-free): `ModelConfigBase` and `TokenModelConfig`.
+"""What every model shares (torch-free): its input sizes (`InputDims`, read from the cache's
+array shapes) and its config fields (`ModelConfigBase`, `TokenModelConfig`).
 
 Each model's config class lives next to its code (`msan_config`, `avtca_config`,
 `baselines_config`) and is registered once in `aver.models.MODEL_CONFIGS`.
@@ -6,11 +7,77 @@ Each model's config class lives next to its code (`msan_config`, `avtca_config`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
 
+from aver.errors import DataError
 from aver.schema import Section
+
+AUDIO_SHAPES = "(Ta, F) features or (Ta, L, D) encoder layers"
+VIDEO_SHAPES = "(Tv, S, S, 3) face crops or (Tv, E) face embeddings"
+
+
+@dataclass(frozen=True)
+class InputDims:
+    """A model's input sizes, which also choose its front-ends (`models.encoders`).
+
+    Audio: `audio_layers == 0`: frames of `audio_dim` features (log-mel, MFCC); else the hidden
+    states of `audio_layers` layers of `audio_dim` dims of a pretrained speech encoder. Video:
+    `video_dim == 0`: face crops of `face_size` pixels; else face embeddings of `video_dim` dims
+    (`face_size` is 0).
+    """
+
+    audio_dim: int
+    face_size: int = 0
+    audio_layers: int = 0
+    video_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if self.audio_dim < 1 or self.audio_layers < 0 or self.face_size < 0 or self.video_dim < 0:
+            raise ValueError(f"input dims must be positive (0 = not used): {self}")
+        if (self.face_size > 0) == (self.video_dim > 0):
+            raise ValueError(f"input dims need exactly one of face_size and video_dim: {self}")
+
+    @property
+    def audio_embeddings(self) -> bool:
+        """Audio is a pretrained encoder's layers (else spectral features)."""
+        return self.audio_layers > 0
+
+    @property
+    def video_embeddings(self) -> bool:
+        """Video is per-frame face embeddings (else face crops)."""
+        return self.video_dim > 0
+
+    @classmethod
+    def from_shapes(
+        cls, audio_shape: Sequence[int], video_shape: Sequence[int], source: str = "cache"
+    ) -> InputDims:
+        """Dims from one clip's array shapes: audio (Ta, F) or (Ta, L, D); video (Tv, S, S, 3)
+        or (Tv, E). Any other shape is a DataError naming `source`."""
+        a, v = tuple(int(n) for n in audio_shape), tuple(int(n) for n in video_shape)
+        fix = "rebuild the feature cache with this aver (dvc repro cache)"
+        if len(a) not in (2, 3) or min(a[1:], default=0) < 1:
+            raise DataError(
+                f"{source}: audio arrays of shape {a}; expected {AUDIO_SHAPES}", fix=fix
+            )
+        crops = len(v) == 4 and v[1] == v[2] and v[3] == 3 and v[1] > 0
+        if not crops and not (len(v) == 2 and v[1] > 0):
+            raise DataError(
+                f"{source}: video arrays of shape {v}; expected {VIDEO_SHAPES}", fix=fix
+            )
+        return cls(
+            audio_dim=a[-1],
+            face_size=v[1] if crops else 0,
+            audio_layers=a[1] if len(a) == 3 else 0,
+            video_dim=0 if crops else v[1],
+        )
+
+    def kwargs(self) -> dict[str, int]:
+        """The four sizes as `build_model` keywords (and the model card's `dims`)."""
+        return asdict(self)
 
 
 class ModelConfigBase(Section):

@@ -16,7 +16,7 @@ from aver.config import Params
 from aver.errors import ConfigError
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
-from aver.models import build_model
+from aver.models import InputDims, build_model
 from aver.tracking import runs
 from aver.training.loop import fit, resolve_device, seed_everything
 from aver.training.state import FitResult
@@ -41,11 +41,12 @@ def with_seed(params: Params, seed: int) -> Params:
 
 
 def cache_dims(cache: FeatureCache) -> dict[str, int]:
-    """Model input sizes from the cache's array shapes: audio (Ta, F), video (Tv, S, S, 3)."""
-    return {
-        "audio_dim": int(cache.shapes["audio"][0][-1]),
-        "face_size": int(cache.shapes["video"][0][1]),
-    }
+    """`build_model`'s input sizes (`InputDims`) from the cache's array shapes: audio (Ta, F) or
+    (Ta, L, D), video (Tv, S, S, 3) or (Tv, E)."""
+    dims = InputDims.from_shapes(
+        cache.shapes["audio"][0], cache.shapes["video"][0], source=f"{cache.path}/meta.json"
+    )
+    return dims.kwargs()
 
 
 def resolve_folds(spec: Any, n_folds: int, source: str = "train.folds") -> list[int]:
