@@ -1,14 +1,26 @@
-"""Model-test helpers: a small config per model/variant and model batches of chosen lengths."""
+"""Model-test helpers: a small config per model/variant, the input kinds (features or encoder
+layers, face crops or embeddings) and model batches of chosen lengths."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from aver.models import ModelConfig, model_config
+from aver.models import MODEL_CONFIGS, InputDims, ModelConfig, model_config
 
 AUDIO_DIM, FACE, N_CLASSES = 12, 16, 3
 AUDIO_RATE, VIDEO_RATE = 100.0, 5.0
+LAYERS, LAYER_DIM, EMBED_DIM = 3, 10, 6  # encoder layers x dims; face embedding dims
+EMBED_RATE = 50.0  # speech-encoder frames per second
+
+CROPS = InputDims(audio_dim=AUDIO_DIM, face_size=FACE)  # log-mel frames + face crops (today)
+# input kind -> dims: every combination of audio (features | layers) and video (crops | embeddings)
+INPUTS: dict[str, InputDims] = {
+    "features+crops": CROPS,
+    "layers+embeddings": InputDims(audio_dim=LAYER_DIM, audio_layers=LAYERS, video_dim=EMBED_DIM),
+    "layers+crops": InputDims(audio_dim=LAYER_DIM, audio_layers=LAYERS, face_size=FACE),
+    "features+embeddings": InputDims(audio_dim=AUDIO_DIM, video_dim=EMBED_DIM),
+}
 
 SMALL = {
     "d_model": 16,
@@ -55,16 +67,21 @@ def make_batch(
     *,
     seed: int = 0,
     pad_value: float | None = None,
+    dims: InputDims = CROPS,
 ) -> dict[str, torch.Tensor]:
     """Random clips of the given lengths, padded to the longest (padding = `pad_value` or noise).
 
-    Times follow the loader: centres of 10 ms audio hops and 200 ms video frames, continued
-    into the padding.
+    Arrays follow `dims`: audio (B, Ta, F) or (B, Ta, L, D), video (B, Tv, 3, S, S) or
+    (B, Tv, E). Times follow the loader: centres of 10 ms audio hops (20 ms encoder frames) and
+    200 ms video frames, continued into the padding.
     """
     g = torch.Generator().manual_seed(seed)
     b, ta, tv = len(audio_lengths), max(audio_lengths), max(video_lengths)
-    audio = torch.randn(b, ta, AUDIO_DIM, generator=g)
-    video = torch.randn(b, tv, 3, FACE, FACE, generator=g)
+    a_frame = (dims.audio_layers, dims.audio_dim) if dims.audio_embeddings else (dims.audio_dim,)
+    v_frame = (dims.video_dim,) if dims.video_embeddings else (3, dims.face_size, dims.face_size)
+    audio = torch.randn(b, ta, *a_frame, generator=g)
+    video = torch.randn(b, tv, *v_frame, generator=g)
+    audio_rate = EMBED_RATE if dims.audio_embeddings else AUDIO_RATE
     a_mask = torch.arange(ta)[None, :] < torch.tensor(audio_lengths)[:, None]
     v_mask = torch.arange(tv)[None, :] < torch.tensor(video_lengths)[:, None]
     if pad_value is not None:
@@ -73,7 +90,7 @@ def make_batch(
     return {
         "audio": audio,
         "audio_mask": a_mask,
-        "audio_times": ((torch.arange(ta) + 0.5) / AUDIO_RATE).expand(b, -1).clone(),
+        "audio_times": ((torch.arange(ta) + 0.5) / audio_rate).expand(b, -1).clone(),
         "video": video,
         "video_mask": v_mask,
         "video_times": ((torch.arange(tv) + 0.5) / VIDEO_RATE).expand(b, -1).clone(),
@@ -100,6 +117,15 @@ def case(request) -> tuple[str, ModelConfig]:
     """(id, small config) for each model and variant."""
     name, overrides = request.param
     return name, small_cfg(**overrides)
+
+
+@pytest.fixture(
+    params=[(m, k) for m in MODEL_CONFIGS for k in INPUTS], ids=lambda p: f"{p[0]}-{p[1]}"
+)
+def model_inputs(request) -> tuple[ModelConfig, InputDims]:
+    """(small config, input dims) for every registered model x input kind."""
+    name, kind = request.param
+    return small_cfg(name=name), INPUTS[kind]
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Every model and variant: build, forward/backward, gradients, padding invariance."""
+"""Every model and variant, and every model on every input kind: build, forward/backward,
+gradients, padding invariance."""
 
 from __future__ import annotations
 
@@ -8,17 +9,36 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from aver.errors import ConfigError
-from aver.models import MODEL_CONFIGS, MODELS, ModelConfig, ModelOutput, build_model, model_config
+from aver.models import (
+    MODEL_CONFIGS,
+    MODELS,
+    InputDims,
+    ModelConfig,
+    ModelOutput,
+    build_model,
+    model_config,
+)
 from aver.training.loop import total_loss
 
-from .conftest import AUDIO_DIM, FACE, N_CLASSES, SMALL, clip_of, make_batch, small_cfg
+from .conftest import (
+    AUDIO_DIM,
+    CROPS,
+    EMBED_DIM,
+    FACE,
+    INPUTS,
+    N_CLASSES,
+    SMALL,
+    clip_of,
+    make_batch,
+    small_cfg,
+)
 
 FUSION = ("avtca", "msan", "late_fusion")
 
 
-def build(cfg: ModelConfig) -> torch.nn.Module:
+def build(cfg: ModelConfig, dims: InputDims = CROPS) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(cfg, n_classes=N_CLASSES, audio_dim=AUDIO_DIM, face_size=FACE)
+    return build_model(cfg, n_classes=N_CLASSES, **dims.kwargs())
 
 
 def test_registry_names_match_config_choices():
@@ -27,10 +47,10 @@ def test_registry_names_match_config_choices():
         assert cls().name == name  # each config class is keyed by its own name
 
 
-def test_forward_backward_reaches_every_parameter(case):
-    _, cfg = case
-    model = build(cfg).train()
-    batch = make_batch([40, 27, 33], [4, 3, 2], seed=1)
+def check_forward_backward(cfg: ModelConfig, dims: InputDims) -> torch.nn.Module:
+    """Logits of the right shape; the training loss's gradient reaches every parameter."""
+    model = build(cfg, dims).train()
+    batch = make_batch([40, 27, 33], [4, 3, 2], seed=1, dims=dims)
     out = model(batch)
     assert isinstance(out, ModelOutput)
     assert out.logits.shape == (3, N_CLASSES)
@@ -44,12 +64,13 @@ def test_forward_backward_reaches_every_parameter(case):
     zero = [n for n, p in model.named_parameters() if not p.grad.abs().sum() > 0]
     assert not zero, f"zero gradient at {zero}"
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    return model
 
 
-def test_padded_clip_matches_clip_alone(case):
-    _, cfg = case
-    model = build(cfg).eval()
-    batch = make_batch([27, 40], [3, 5], seed=2)  # clip 0 padded by 13 audio / 2 video frames
+def check_padded_clip_matches_clip_alone(cfg: ModelConfig, dims: InputDims) -> None:
+    model = build(cfg, dims).eval()
+    # clip 0 padded by 13 audio / 2 video frames
+    batch = make_batch([27, 40], [3, 5], seed=2, dims=dims)
     with torch.no_grad():
         together = model(batch).logits
         for i in range(2):
@@ -57,19 +78,53 @@ def test_padded_clip_matches_clip_alone(case):
             torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=0)
 
 
-def test_padding_content_is_ignored(case):
-    _, cfg = case
-    model = build(cfg).eval()
+def check_padding_content_is_ignored(cfg: ModelConfig, dims: InputDims) -> None:
+    model = build(cfg, dims).eval()
     with torch.no_grad():
-        a = model(make_batch([31, 40], [2, 4], seed=3, pad_value=0.0)).logits
-        b = model(make_batch([31, 40], [2, 4], seed=3, pad_value=1e3)).logits
+        a = model(make_batch([31, 40], [2, 4], seed=3, pad_value=0.0, dims=dims)).logits
+        b = model(make_batch([31, 40], [2, 4], seed=3, pad_value=1e3, dims=dims)).logits
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-def test_clip_without_any_real_video_frame_stays_finite():
-    batch = make_batch([30, 40], [0, 3], seed=4)
+def test_forward_backward_reaches_every_parameter(case):
+    check_forward_backward(case[1], CROPS)
+
+
+def test_padded_clip_matches_clip_alone(case):
+    check_padded_clip_matches_clip_alone(case[1], CROPS)
+
+
+def test_padding_content_is_ignored(case):
+    check_padding_content_is_ignored(case[1], CROPS)
+
+
+def test_every_input_kind_trains_every_parameter(model_inputs):
+    """Features or encoder layers, crops or embeddings: the front-end follows the dims, and
+    the gradient reaches every parameter, the layer weights included."""
+    cfg, dims = model_inputs
+    model = check_forward_backward(cfg, dims)
+    names = {n for n, _ in model.named_parameters()}
+    uses = {"audio": cfg.name != "video_only", "video": cfg.name != "audio_only"}
+    assert any(n.endswith("layer_logits") for n in names) == (
+        uses["audio"] and dims.audio_embeddings
+    )
+    face_cnn = any(".frame." in f".{n}" for n in names)
+    assert face_cnn == (uses["video"] and not dims.video_embeddings)
+
+
+def test_every_input_kind_padded_clip_matches_clip_alone(model_inputs):
+    check_padded_clip_matches_clip_alone(*model_inputs)
+
+
+def test_every_input_kind_ignores_padding_content(model_inputs):
+    check_padding_content_is_ignored(*model_inputs)
+
+
+@pytest.mark.parametrize("kind", list(INPUTS))
+def test_clip_without_any_real_video_frame_stays_finite(kind):
+    batch = make_batch([30, 40], [0, 3], seed=4, dims=INPUTS[kind])
     for name in ("avtca", "msan", "late_fusion"):
-        out = build(small_cfg(name=name)).eval()(batch)
+        out = build(small_cfg(name=name), INPUTS[kind]).eval()(batch)
         assert torch.isfinite(out.logits).all(), name
 
 
@@ -153,6 +208,37 @@ def test_bad_shapes_raise_config_error(overrides):
 def test_too_small_faces_raise_config_error():
     with pytest.raises(ConfigError, match="face_size"):
         build_model(small_cfg(video_stride=4), n_classes=3, audio_dim=AUDIO_DIM, face_size=8)
+
+
+def test_face_size_check_applies_to_crops_only():
+    """Face embeddings have no face size: the stride/patches check does not apply."""
+    cfg = small_cfg(video_stride=4, video_patches=4)
+    model = build_model(cfg, n_classes=3, audio_dim=AUDIO_DIM, face_size=0, video_dim=EMBED_DIM)
+    out = model.eval()(make_batch([20], [3], dims=InputDims(AUDIO_DIM, video_dim=EMBED_DIM)))
+    assert out.logits.shape == (1, 3)
+
+
+@pytest.mark.parametrize(
+    "dims",
+    [
+        {"audio_dim": AUDIO_DIM, "face_size": 0},  # neither crops nor embeddings
+        {"audio_dim": AUDIO_DIM, "face_size": FACE, "video_dim": EMBED_DIM},  # both
+        {"audio_dim": 0, "face_size": FACE},
+    ],
+)
+def test_inconsistent_input_dims_raise_config_error(dims):
+    with pytest.raises(ConfigError, match="input dims"):
+        build_model(small_cfg(), n_classes=3, **dims)
+
+
+def test_model_refuses_inputs_of_another_encoder():
+    """A model built for one encoder's layers names the mismatch on another's arrays."""
+    model = build(small_cfg(name="msan"), INPUTS["layers+embeddings"]).eval()
+    batch = make_batch([20], [3], dims=INPUTS["layers+embeddings"])
+    with pytest.raises(ValueError, match="another audio encoder"):
+        model({**batch, "audio": batch["audio"][:, :, :2]})  # 2 layers where it has 3
+    with pytest.raises(ValueError, match="another face encoder"):
+        model({**batch, "video": batch["video"][..., :4]})
 
 
 def test_default_config_runs_at_the_cache_defaults():

@@ -4,7 +4,9 @@ steps on CPU.
 The batch is eight training clips (two per class) of the feature cache that the session's demo
 pipeline (`dvc repro` on a small demo) built: real log-mels and aligned faces, normalised with the
 fold's statistics. Every model and variant is trained at the small test size, and every model
-family at its default size; each stops as soon as the batch is fitted.
+family at its default size; each stops as soon as the batch is fitted. On embedding inputs
+(encoder layers and face embeddings, which no demo cache holds here) each model memorises a
+tiny batch of random embeddings.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import torch.nn.functional as F
 
 from aver.features.cache import FeatureCache
 from aver.features.loader import batch_from_arrays
-from aver.models import ModelConfig, build_model, model_config
+from aver.models import MODEL_CONFIGS, ModelConfig, build_model, model_config
 from aver.training.folds import cache_dims
+
+from .conftest import INPUTS, N_CLASSES, make_batch, small_cfg
 
 MAX_STEPS, CHECK_EVERY, PER_CLASS = 300, 10, 2
 
@@ -78,3 +82,13 @@ def test_model_overfits_a_tiny_batch_of_demo_features(case, demo_batch):
 def test_default_size_model_overfits_demo_features(name, demo_batch):
     """The default ModelConfig of each family, at the demo cache's input size."""
     _check_overfits(model_config(name=name), demo_batch, lr=1e-3)
+
+
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_model_overfits_a_tiny_batch_of_embeddings(name):
+    """Nine clips of random speech-encoder layers and face embeddings, of varied lengths."""
+    dims = INPUTS["layers+embeddings"]
+    batch = make_batch([50, 41, 35, 50, 28, 44, 50, 33, 47], [5, 4, 3, 5, 3, 4, 5, 3, 5],
+                       seed=11, dims=dims)  # fmt: skip
+    assert set(batch["label"].tolist()) == set(range(N_CLASSES))
+    _check_overfits(small_cfg(name=name), (batch, dims.kwargs(), N_CLASSES), lr=3e-3)
