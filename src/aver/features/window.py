@@ -91,6 +91,8 @@ class WindowSpec:
     def shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """Per-clip shape and dtype of each cached array."""
         ta, tv, s = self.audio_frames, self.video_frames, self.face_size
+        audio: tuple[tuple[int, ...], str]
+        video: tuple[tuple[int, ...], str]
         if self.encoder:
             audio = ((ta, len(self.layers), self.encoder.dim), EMBEDDING_DTYPE)
         else:
