@@ -291,3 +291,46 @@ def test_model_config_drops_other_models_keys_and_refuses_typos():
     assert cfg.name == "avtca" and not hasattr(cfg, "ctm_weight")
     with pytest.raises(ValueError, match=r"train\.model\.d_modl: unknown key.*d_model"):
         model_config(name="msan", d_modl=32)
+
+
+@pytest.mark.parametrize("kind", list(INPUTS))
+def test_loader_batches_of_cached_arrays_fit_the_models_built_from_their_shapes(kind):
+    """Per-clip arrays as the cache stores them (float16 layers / embeddings, uint8 crops),
+    normalised and batched by the loader, run every model built from `InputDims.from_shapes`."""
+    import numpy as np
+
+    from aver.features import batch_from_arrays
+    from aver.features.stats import FoldStats
+
+    want = INPUTS[kind]
+    rng = np.random.default_rng(0)
+    a_frame = (want.audio_layers, want.audio_dim) if want.audio_embeddings else (want.audio_dim,)
+    crops = (want.face_size, want.face_size, 3)
+    v_frame = (want.video_dim,) if want.video_embeddings else crops
+    ta, tv = 40, 4
+    clips = [
+        {
+            "audio": rng.normal(size=(ta, *a_frame)).astype(np.float16),
+            "audio_mask": np.arange(ta) < n_a,
+            "audio_times": ((np.arange(ta) + 0.5) / 50).astype(np.float32),
+            "video": (
+                rng.normal(size=(tv, *v_frame)).astype(np.float16)
+                if want.video_embeddings
+                else rng.integers(0, 256, size=(tv, *v_frame), dtype=np.uint8)
+            ),
+            "video_mask": np.arange(tv) < n_v,
+            "video_times": ((np.arange(tv) + 0.5) / 5).astype(np.float32),
+        }
+        for n_a, n_v in ((40, 4), (25, 2))
+    ]
+    dims = InputDims.from_shapes(clips[0]["audio"].shape, clips[0]["video"].shape)
+    assert dims == want
+    v_stat = v_frame[-1:] if want.video_embeddings else (3,)
+    stats = FoldStats(
+        np.zeros(a_frame, np.float32), np.ones(a_frame, np.float32),
+        np.full(v_stat, 0.5, np.float32), np.full(v_stat, 0.25, np.float32), 2,
+    )  # fmt: skip
+    batch = batch_from_arrays(clips, stats, labels=[0, 1])
+    for name in MODEL_CONFIGS:
+        out = build(small_cfg(name=name), dims).eval()(batch)
+        assert out.logits.shape == (2, N_CLASSES) and torch.isfinite(out.logits).all(), name
