@@ -69,7 +69,6 @@ def audio_cost(name: str, args: argparse.Namespace, tmp: Path, device: str) -> d
     waves = np.random.default_rng(0).normal(0, 0.1, (args.batch, n)).astype(np.float32)
     lengths = np.full(args.batch, n)
     per_call = timed(lambda: enc.encode(waves, lengths), args.min_s)
-    del enc
     return {"s_per_s": per_call / (args.batch * args.window)}
 
 
@@ -83,7 +82,6 @@ def face_cost(name: str, args: argparse.Namespace, tmp: Path, device: str) -> di
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (args.frames, FACE_SIDE, FACE_SIDE, 3), dtype=np.uint8)
     per_frame = timed(lambda: enc.encode(frames), args.min_s) / args.frames
-    del enc
     fps = CacheConfig().video_fps
     return {"s_per_frame": per_frame, "s_per_s": per_frame * fps}
 
