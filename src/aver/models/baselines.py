@@ -2,9 +2,9 @@
 
 audio_only / video_only: the front-end of one modality (AVT-CA's, or an embedding projection) ->
 Linear to d -> pre-LN Transformer blocks (rotary positions per `cfg.position`; for one modality
-index and time RoPE differ only in scale) -> LayerNorm -> masked pooling -> Linear. late_fusion: the
-average of an audio_only and a video_only model's logits, trained jointly (with `unimodal_weight >
-0` each branch also gets its own cross-entropy loss).
+index and time RoPE differ only in scale) -> LayerNorm -> masked pooling -> Linear.
+late_fusion: the average of an audio_only and a video_only model's logits, trained jointly
+(with `unimodal_weight > 0` each branch also gets its own cross-entropy loss).
 """
 
 from __future__ import annotations
