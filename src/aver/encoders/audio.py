@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,21 +28,22 @@ def build_model(spec: AudioEncoderSpec) -> nn.Module:
     from torchaudio.pipelines._wav2vec2.utils import _get_model
 
     bundle = getattr(torchaudio.pipelines, spec.bundle)
-    return _get_model(bundle._model_type, bundle._params)
+    model: nn.Module = _get_model(bundle._model_type, bundle._params)
+    return model
 
 
 class _MaskedGroupNormConv(nn.Module):
     """A ConvLayerBlock whose GroupNorm (one group per channel, over time) sees only the real
     frames of each clip. Holds the original block, so its weights are the loaded ones."""
 
-    def __init__(self, block: nn.Module):
+    def __init__(self, block: Any):
         super().__init__()
         self.block = block
 
     def forward(
         self, x: torch.Tensor, length: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        b = self.block
+        b: Any = self.block
         if length is None:
             return b(x, length)
         x = b.conv(x)
@@ -76,7 +78,7 @@ class AudioEncoder:
             f"weights ({spec.filename}, torchaudio.pipelines.{spec.bundle}), or choose the "
             "cache.audio_encoder those weights belong to"
         )
-        model = load_into(build_model(spec), weights, what=spec.name, fix=fix)
+        model: Any = load_into(build_model(spec), weights, what=spec.name, fix=fix)
         first = model.feature_extractor.conv_layers[0]
         if isinstance(first.layer_norm, nn.GroupNorm):
             model.feature_extractor.conv_layers[0] = _MaskedGroupNormConv(first)
@@ -111,7 +113,7 @@ class AudioEncoder:
 
 
 def _hidden_states(
-    model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, num_layers: int
+    model: Any, x: torch.Tensor, lengths: torch.Tensor, num_layers: int
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Each transformer layer's output for the first `num_layers` layers, and each clip's real
     frame count. As `Wav2Vec2Model.extract_features` with lengths, but WavLM's attention takes

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,9 +38,9 @@ def facenet_casia() -> nn.Module:
 
 
 def _resnet(name: str) -> nn.Module:
-    import torchvision.models
-
-    return getattr(torchvision.models, name)(weights=None)
+    models = importlib.import_module("torchvision.models")
+    net: nn.Module = getattr(models, name)(weights=None)
+    return net
 
 
 def resnet18() -> nn.Module:
@@ -59,7 +60,7 @@ def build_model(spec: FaceEncoderSpec) -> nn.Module:
     return model
 
 
-def _as_embedder(model: nn.Module) -> nn.Module:
+def _as_embedder(model: Any) -> nn.Module:
     """Drop the classifier: facenet returns its normalised embedding, a ResNet its pooled
     features."""
     if hasattr(model, "classify"):
@@ -99,7 +100,9 @@ class FaceEncoder:
                 f"weights ({spec.filename}), or choose the cache.face_encoder they belong to"
             )
             model = _as_embedder(load_into(build_model(spec), weights, what=spec.name, fix=fix))
-        self.model = model.eval().requires_grad_(False).to(self.device)
+        for p in model.parameters():  # (ScriptModules have no requires_grad_)
+            p.requires_grad_(False)
+        self.model = model.eval().to(self.device)
         self._mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1)
         self.dim = spec.dim or self._probe_dim()
