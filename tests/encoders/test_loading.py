@@ -55,8 +55,9 @@ def test_missing_weights_fail_before_any_model_is_built(
     folder = encoder_weights_file("wavlm_base").parent  # holds the audio file, not resnet50's
     cfg = CacheConfig(audio_encoder="wavlm_base", face_encoder="resnet50",
                       encoder_weights=str(folder))  # fmt: skip
-    with pytest.raises(DownloadError, match=r"resnet50-0676ba61\.pth"):
+    with pytest.raises(DownloadError, match=r"resnet50-0676ba61\.pth") as err:
         load_encoders(cfg)
+    assert f"or in {folder} (cache.encoder_weights)" in str(err.value)
     assert built == []
 
 

@@ -51,10 +51,11 @@ def _source(name: str) -> tuple[str | None, str | None]:
     raise ConfigError(f"unknown encoder {name!r}", fix="use a name in aver.encoders")
 
 
-def _fix(name: str, filename: str, url: str | None, dest: Path) -> str:
+def _fix(name: str, filename: str, url: str | None, dest: Path, folder: str | None) -> str:
     got = f" (from {url})" if url else ""
+    there = f" or in {folder} (cache.encoder_weights)" if folder else ""
     return (
-        f"put {filename}{got} at {dest} (torch's cache; $TORCH_HOME moves it), or set "
+        f"put {filename}{got} at {dest}{there} (torch's cache; $TORCH_HOME moves it), or set "
         f"cache.encoder_weights to that file or to a directory holding it; "
         f"cache.encoder_sha256.{name} gives the sha256 it must have, cache.encoder_urls.{name} "
         "another URL to download it from"
@@ -84,7 +85,8 @@ def resolve_encoder_weights(
             fix="set cache.encoder_weights to the path of the .pt file (torch.jit.save)",
         )
     dest = hub_checkpoints() / filename
-    fix = _fix(name, filename, url, dest)
+    given = Path(cfg.encoder_weights).expanduser() if cfg.encoder_weights else None
+    fix = _fix(name, filename, url, dest, str(given) if given and given.is_dir() else None)
     facenet_cache = torch_home() / "checkpoints" / filename
     if not dest.is_file() and facenet_cache.is_file():
         return checked_file(facenet_cache, sha256=sha, what=f"{name} weights", fix=fix,
