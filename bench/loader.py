@@ -27,12 +27,14 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 import pandas as pd
 import soundfile as sf
+import torch
 
 from aver.config import AlignConfig, CacheConfig, DataConfig, ExtractConfig, Params
 from aver.features import FeatureCache, clip_features, collate, make_loader, prepare_sample
@@ -187,9 +189,40 @@ def throughput(root: Path, n: int, duration: float, batch: int) -> dict[str, flo
 
 
 # ---------------------------------------------------------------- synthetic 10k cache (child)
-def synthetic(root: Path, n: int, batch: int) -> dict[str, float]:
+def random_row(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Random cached values: float features/embeddings ~ N(0, 1), uint8 pixels uniform."""
+    if dtype == "uint8":
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
+    return rng.standard_normal(size=shape, dtype=np.float32).astype(dtype)
+
+
+def train_epoch(cache: FeatureCache, loader, max_batches: int) -> float:
+    """Clips/s of real training steps (default msan, AdamW) on the cache's batches."""
+    from aver.config import TrainConfig
+    from aver.models import build_model
+    from aver.training.folds import cache_dims
+
+    model = build_model(TrainConfig().model, n_classes=len(CLASSES), **cache_dims(cache))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    seen, t0 = 0, time.perf_counter()
+    for i, b in enumerate(loader):
+        if i >= max_batches:
+            break
+        out = model(b)
+        loss = torch.nn.functional.cross_entropy(out.logits, b["label"])
+        loss = loss + sum(out.aux_losses.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(b["clip_id"])
+    return seen / (time.perf_counter() - t0)
+
+
+def synthetic(
+    root: Path, n: int, batch: int, encoders: dict[str, Any], train_batches: int
+) -> dict[str, float]:
     rss_imports = peak_rss_mb()
-    cfg = CacheConfig(out=str(root / "features"))
+    cfg = CacheConfig(out=str(root / "features"), **encoders)
     spec = WindowSpec.from_config(cfg, SR)
     shapes = spec.shapes()
     rng = np.random.default_rng(0)
@@ -212,10 +245,10 @@ def synthetic(root: Path, n: int, batch: int) -> dict[str, float]:
             buffer.add(
                 cid,
                 {
-                    "audio": rng.normal(size=(ta, spec.audio.n_bins)).astype(np.float32),
+                    "audio": random_row(rng, *shapes["audio"]),
                     "audio_mask": np.ones(ta, bool),
-                    "audio_times": spec.audio.frame_times(ta),
-                    "video": rng.integers(0, 256, size=shapes["video"][0], dtype=np.uint8),
+                    "audio_times": spec.frame_times(ta, 0.0),
+                    "video": random_row(rng, *shapes["video"]),
                     "video_mask": np.ones(tv, bool),
                     "video_times": ((np.arange(tv) + 0.5) / cfg.video_fps).astype(np.float32),
                 },
@@ -240,8 +273,12 @@ def synthetic(root: Path, n: int, batch: int) -> dict[str, float]:
     n_seen = sum(len(b["clip_id"]) for b in train)
     train_rate = n_seen / (time.perf_counter() - t1)
     n_seen += sum(len(b["clip_id"]) for b in make_loader(cache, 0, "test", batch, train=False))
+    fit_rate = train_epoch(cache, make_loader(cache, 0, "train", batch, train=True), train_batches)
     size = sum(p.stat().st_size for p in (root / "features").rglob("*.npy"))
     return {
+        "fit_rate": fit_rate,
+        "arrays": f"audio {shapes['audio'][1]}{list(shapes['audio'][0])}, "
+        f"video {shapes['video'][1]}{list(shapes['video'][0])}",
         "clips": n,
         "seen": n_seen,
         "disk_gb": size / 1e9,
@@ -261,20 +298,36 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--audio-encoder", default="logmel", help="synthetic cache's audio input")
+    ap.add_argument("--face-encoder", default="crops", help="synthetic cache's face input")
+    ap.add_argument("--audio-layers", type=int, nargs="*", default=None)
+    ap.add_argument("--train-batches", type=int, default=200, help="training steps measured")
+    ap.add_argument("--skip-throughput", action="store_true", help="only the synthetic run")
     ap.add_argument("--child", choices=["synthetic"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    encoders = {"audio_encoder": args.audio_encoder, "face_encoder": args.face_encoder,
+                "audio_layers": args.audio_layers}  # fmt: skip
     if args.child:
-        print(json.dumps(synthetic(Path(args.workdir), args.synthetic, args.batch)))
+        res = synthetic(
+            Path(args.workdir), args.synthetic, args.batch, encoders, args.train_batches
+        )
+        print(json.dumps(res))
         return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="aver-bench-loader-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        tp = throughput(work / "media", args.clips, args.duration, args.batch)
+        tp = None
+        if not args.skip_throughput:
+            tp = throughput(work / "media", args.clips, args.duration, args.batch)
         syn = None
         if args.synthetic:
             cmd = [sys.executable, __file__, "--child", "synthetic", "--workdir",
                    str(work / "synthetic"), "--synthetic", str(args.synthetic),
-                   "--batch", str(args.batch)]  # fmt: skip
+                   "--batch", str(args.batch), "--audio-encoder", args.audio_encoder,
+                   "--face-encoder", args.face_encoder,
+                   "--train-batches", str(args.train_batches)]  # fmt: skip
+            if args.audio_layers:
+                cmd += ["--audio-layers", *map(str, args.audio_layers)]
             (work / "synthetic").mkdir(exist_ok=True)
             res = subprocess.run(cmd, check=True, capture_output=True, text=True)
             syn = json.loads(res.stdout.strip().splitlines()[-1])
@@ -284,6 +337,20 @@ def main() -> None:
     print(f"\n`{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
     print("| measure | value |")
     print("|---|---|")
+    if tp:
+        print_throughput(tp, args)
+    if syn:
+        print(f"| synthetic cache arrays per clip | {syn['arrays']} |")
+        print(f"| synthetic cache: clips / on disk GB / write s | {syn['clips']} / "
+              f"{syn['disk_gb']:.2f} / {syn['write_s']:.0f} |")  # fmt: skip
+        print(f"| synthetic cache: train epoch (loader only) clips/s | {syn['train_rate']:.0f} |")
+        print(f"| synthetic cache: training steps (msan, AdamW) clips/s | {syn['fit_rate']:.0f} |")
+        print(f"| peak RSS after imports (torch) / after writing / after a train epoch, test "
+              f"pass and training steps, MB | {syn['rss_imports_mb']:.0f} / "
+              f"{syn['rss_after_write_mb']:.0f} / {syn['peak_rss_mb']:.0f} |")  # fmt: skip
+
+
+def print_throughput(tp: dict[str, float], args: argparse.Namespace) -> None:
     print(f"| on the fly: PyAV decode + wav + features, clips/s ({args.clips} clips of "
           f"{args.duration:g} s) | {tp['media']:.1f} |")  # fmt: skip
     print(f"| cache, eval loader (no augmentation), clips/s | {tp['cache_eval']:.0f} |")
@@ -291,13 +358,6 @@ def main() -> None:
     print(f"| speed-up eval / train vs on the fly | {tp['cache_eval'] / tp['media']:.0f}x / "
           f"{tp['cache_train'] / tp['media']:.0f}x |")  # fmt: skip
     print(f"| cache stage for {args.clips} clips, s | {tp['build_s']:.1f} |")
-    if syn:
-        print(f"| synthetic cache: clips / on disk GB / write s | {syn['clips']} / "
-              f"{syn['disk_gb']:.2f} / {syn['write_s']:.0f} |")  # fmt: skip
-        print(f"| synthetic cache: train epoch clips/s | {syn['train_rate']:.0f} |")
-        print(f"| peak RSS after imports (torch) / after writing / after a train epoch + test "
-              f"pass, MB | {syn['rss_imports_mb']:.0f} / {syn['rss_after_write_mb']:.0f} / "
-              f"{syn['peak_rss_mb']:.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -94,3 +94,35 @@ def real_extracted(tmp_path_factory) -> dict[str, tuple[dict, Path, Path]]:
         audio, video = out / f"{clip.clip_id}.wav", out / f"{clip.clip_id}.mp4"
         rows[clip.clip_id] = (extract_clip(clip.file, audio, video, ExtractConfig()), audio, video)
     return rows
+
+
+@pytest.fixture(scope="session")
+def encoder_weights_dir(tmp_path_factory):
+    """A factory: `encoder_weights_dir(*names, seed=0)` -> a directory holding randomly
+    initialised weights of the named pretrained encoders (aver.encoders) under their library
+    file names, as `cache.encoder_weights` takes it; made once per (names, seed)."""
+    made: dict[tuple[tuple[str, ...], int], Path] = {}
+
+    def make(*names: str, seed: int = 0) -> Path:
+        key = (tuple(sorted(names)), seed)
+        if key not in made:
+            import torch
+
+            from aver.encoders import AUDIO_ENCODERS, FACE_ENCODERS
+            from aver.encoders.audio import build_model as build_audio
+            from aver.encoders.face import build_model as build_face
+
+            out = tmp_path_factory.mktemp(f"weights-{'-'.join(key[0])}-{seed}")
+            for name in names:
+                torch.manual_seed(seed)
+                if name in AUDIO_ENCODERS:
+                    spec = AUDIO_ENCODERS[name]
+                    torch.save(build_audio(spec).state_dict(), out / spec.filename)
+                else:
+                    face = FACE_ENCODERS[name]
+                    assert face.filename is not None, name
+                    torch.save(build_face(face).state_dict(), out / face.filename)
+            made[key] = out
+        return made[key]
+
+    return make

@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--timeline", default=None, help="write a per-second emotion plot (PNG)")
+    p.add_argument(
+        "--encoder-weights",
+        default=None,
+        help="pretrained encoder weights (file or directory) for a model trained on them "
+        "(default: where training found them, else the torch hub cache)",
+    )
     p.add_argument("--params", default="params.yaml")
     return parser
 

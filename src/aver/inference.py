@@ -23,6 +23,7 @@ from aver.errors import AverError, DataError
 
 if TYPE_CHECKING:
     from aver.config import CacheConfig
+    from aver.encoders.loading import Encoders
     from aver.features.stats import FoldStats
     from aver.model_card import ModelCard
 
@@ -188,6 +189,7 @@ def window_arrays(
     start_s: float,
     cfg: CacheConfig,
     target_rate: int,
+    encoders: Encoders | None = None,
 ) -> dict[str, np.ndarray]:
     """clip_features of the cache window starting at `start_s` (times on the video's axis).
 
@@ -204,6 +206,7 @@ def window_arrays(
         cfg.model_copy(update={"crop": "start"}),
         sample_rate=sample_rate,
         target_rate=target_rate,
+        encoders=encoders,
     )
     for key in ("audio_times", "video_times"):
         arrays[key] = (arrays[key].astype(np.float64) + start_s).astype(np.float32)

@@ -2,7 +2,8 @@
 
 Version 2 (this module writes it) holds the model config (name + fields, as plain data), the
 input spec, the feature settings (extract, align, cache sections), the fold's normalisation
-stats, the classes, the encoder identity (pretrained encoders; none today), the training run's
+stats, the classes, the encoder identity (which encoders made the inputs, with the weights
+sha256 of a pretrained one), the training run's
 record (fold, seed, val metrics, MLflow ids, data fingerprint) and provenance (aver version,
 git commit). Sections are stored as plain data and validated against today's config classes
 on use, with unknown keys dropped and logged, so renaming a config key does not break saved
@@ -56,10 +57,22 @@ class InputSpec(_Record):
 
 
 class EncoderIdentity(_Record):
-    """Which pretrained encoder the model's inputs need (None: trained from scratch)."""
+    """Which encoders made the model's inputs: `audio` and `face` are the cache's meta.json
+    records (aver.encoders: name, and for a pretrained one its weights sha256, layers,
+    geometry); None in cards written before pretrained encoders (log-mel/MFCC and crops)."""
 
-    name: str | None = None
+    name: str | None = None  # unused, kept so older version 2 cards validate
     revision: str | None = None
+    audio: dict[str, Any] | None = None
+    face: dict[str, Any] | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        return any(r is not None and "weights_sha256" in r for r in (self.audio, self.face))
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """{"audio": ..., "face": ...} of the records stored (as in meta.json "encoders")."""
+        return {k: r for k, r in (("audio", self.audio), ("face", self.face)) if r is not None}
 
 
 class Provenance(_Record):
@@ -168,6 +181,7 @@ def card_from_params(
             }
         ),
         stats=None if stats is None else dict(stats),
+        encoder=EncoderIdentity(**dict(meta.get("encoders") or {})),
         run=dict(run or {}),
         provenance=Provenance(aver_version=aver.__version__, git_commit=git_commit or None),
     )

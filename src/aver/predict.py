@@ -33,10 +33,12 @@ from aver.errors import AverError, DataError
 from aver.redact import install_log_redaction, redact_uri
 
 if TYPE_CHECKING:
+    from aver.encoders.loading import Encoders
     from aver.faces.pipeline import AlignedClip
     from aver.features.stats import FoldStats
     from aver.inference import TrainedModel
     from aver.media.probe import MediaError
+    from aver.model_card import ModelCard
 
 log = logging.getLogger("aver.predict")
 
@@ -109,13 +111,21 @@ class InputSettings:
     sample_rate: int
     stats: FoldStats
     notes: tuple[str, ...] = ()  # what came from params.yaml instead of the model file
+    encoders: Encoders | None = None  # the pretrained encoders the model's inputs need
 
 
-def input_settings(trained: TrainedModel, params_path: str | Path = "params.yaml") -> InputSettings:
-    """Training-time extract/align/cache settings and fold stats from the model card.
+def input_settings(
+    trained: TrainedModel,
+    params_path: str | Path = "params.yaml",
+    *,
+    encoder_weights: str | None = None,
+) -> InputSettings:
+    """Training-time extract/align/cache settings, fold stats and encoders from the model card.
 
     Only model files written before the card may lack some (said in `notes`): the stats then
-    come from the stats.json of params.yaml's cache directory.
+    come from the stats.json of params.yaml's cache directory. A model trained on pretrained
+    encoders gets the same encoders (weights from `encoder_weights`, else where training found
+    them, else the torch hub cache), and is refused when their weights differ.
     """
     card = trained.card
     notes = [n for n in card.provenance.notes if n != "no normalisation stats stored"]
@@ -124,14 +134,32 @@ def input_settings(trained: TrainedModel, params_path: str | Path = "params.yaml
         fold = int(card.run.get("fold", 0))
         stats = _fallback_stats(params_path, fold)
         notes.append(f"normalisation stats of fold {fold} from {params_path}")
+    cache = card.section("cache")
     return InputSettings(
         extract=card.section("extract"),
         align=card.section("align"),
-        cache=card.section("cache"),
+        cache=cache,
         sample_rate=card.input.sample_rate,
         stats=stats,
         notes=tuple(notes),
+        encoders=card_encoders(card, cache, encoder_weights),
     )
+
+
+def card_encoders(
+    card: ModelCard, cache: CacheConfig, encoder_weights: str | None = None
+) -> Encoders | None:
+    """The pretrained encoders a model's card names, loaded and checked against the card (name,
+    weights sha256, layers); None for a model on log-mel/MFCC and face crops."""
+    if not (cache.pretrained_audio or cache.pretrained_face):
+        return None
+    from aver.encoders.loading import check_same_encoders, load_encoders
+
+    if encoder_weights:
+        cache = cache.model_copy(update={"encoder_weights": encoder_weights})
+    encoders = load_encoders(cache, "auto")
+    check_same_encoders(card.encoder.records(), encoders.identity(), source="the model's card")
+    return encoders
 
 
 def _load_params(params_path: str | Path) -> Params:
@@ -269,8 +297,9 @@ def predict_video(
         wave, sr = load_wav(work / "audio.wav")
     faces = clip.arrays
     arrays = clip_features(
-        wave, faces, settings.cache, sample_rate=sr, target_rate=settings.sample_rate
-    )
+        wave, faces, settings.cache, sample_rate=sr, target_rate=settings.sample_rate,
+        encoders=settings.encoders,
+    )  # fmt: skip
     probs = class_probabilities(trained.model, [arrays], settings.stats)[0]
     pred = Prediction(
         video=str(video),
@@ -286,7 +315,10 @@ def predict_video(
         starts = window_starts(pred.duration_s, window)
         log.info("timeline: %d windows of %.2f s", len(starts), window)
         windows = [
-            window_arrays(wave, sr, faces, s, settings.cache, settings.sample_rate) for s in starts
+            window_arrays(
+                wave, sr, faces, s, settings.cache, settings.sample_rate, settings.encoders
+            )
+            for s in starts
         ]
         pred.timeline_probs = class_probabilities(trained.model, windows, settings.stats)
         pred.timeline_times = starts + min(window, pred.duration_s) / 2
@@ -334,7 +366,8 @@ def run(args: argparse.Namespace) -> Prediction:
     spec = args.model or DEFAULT_MODEL
     tracking = _tracking_config(args.params) if is_model_uri(spec) else None
     trained = load_model(spec, tracking)
-    settings = input_settings(trained, args.params)
+    weights = getattr(args, "encoder_weights", None)
+    settings = input_settings(trained, args.params, encoder_weights=weights)
     for note in settings.notes:
         log.warning("model file lacks some settings: %s", note)
     pred = predict_video(video, trained, settings, timeline=bool(args.timeline), model_name=spec)

@@ -47,10 +47,11 @@ def augment_video(video: np.ndarray, rng: np.random.Generator, cfg: AugmentConfi
 def spec_augment(
     audio: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 ) -> np.ndarray:
-    """(T, F) normalised features -> copy with time and frequency bands set to 0."""
+    """(T, F) normalised features -> copy with time and frequency bands set to 0; hidden
+    states (T, L, D) are masked in time and in D (every layer alike)."""
     out = np.array(audio, copy=True)
     n_time = int(np.asarray(mask).sum()) or len(out)
-    n_bins = out.shape[1]
+    n_bins = out.shape[-1]
     for _ in range(cfg.time_masks):
         width = int(rng.integers(0, max(1, int(cfg.max_time_frac * n_time)) + 1))
         start = int(rng.integers(0, max(1, n_time - width + 1)))
@@ -58,5 +59,5 @@ def spec_augment(
     for _ in range(cfg.freq_masks):
         width = int(rng.integers(0, max(1, int(cfg.max_freq_frac * n_bins)) + 1))
         start = int(rng.integers(0, max(1, n_bins - width + 1)))
-        out[:, start : start + width] = 0.0
+        out[..., start : start + width] = 0.0
     return out

@@ -28,7 +28,8 @@ from aver.io.atomic import write_npy
 
 FIX = FEATURE_INDEX.fix
 Shapes = dict[str, tuple[tuple[int, ...], str]]
-STATS_CHUNK = 256
+STATS_CHUNK = 256  # clips per chunk at most
+STATS_CHUNK_BYTES = 256 << 20  # and at most this much float64 working memory per chunk
 
 
 def shard_name(i: int) -> str:
@@ -144,8 +145,10 @@ def shard_moments(shard_dir: str | Path, n: int) -> ClipMoments:
     names = ("audio", "audio_mask", "video", "video_mask")
     readers = [NpyRows(Path(shard_dir) / f"{k}.npy") for k in names]
     parts = [clip_moments(*(r.read(0, 0) for r in readers))]  # typed empty part (n = 0)
-    for start in range(0, n, STATS_CHUNK):
-        stop = min(n, start + STATS_CHUNK)
+    row_bytes = sum(r.row_bytes * 8 // r.dtype.itemsize for r in readers)  # as float64
+    chunk = max(1, min(STATS_CHUNK, STATS_CHUNK_BYTES // max(row_bytes, 1)))
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
         parts.append(clip_moments(*(r.read(start, stop) for r in readers)))
     for r in readers:
         r.close()

@@ -32,7 +32,7 @@ def prepare_sample(
     rng: np.random.Generator | None = None,
     augment: AugmentConfig | None = None,
 ) -> dict[str, np.ndarray]:
-    """One clip's cached arrays -> normalised float arrays (video (Tv, 3, H, W)).
+    """One clip's cached arrays -> normalised float arrays (crops: video (Tv, 3, H, W)).
 
     Augments when `rng` is given (video before normalisation, SpecAugment after); padding
     positions are zero.
@@ -40,7 +40,7 @@ def prepare_sample(
     a_mask = np.asarray(arrays["audio_mask"], dtype=bool)
     v_mask = np.asarray(arrays["video_mask"], dtype=bool)
     video = np.asarray(arrays["video"])
-    if rng is not None:
+    if rng is not None and video.ndim == 4:  # crops; embeddings have no geometry to jitter
         video = augment_video(video, rng, augment or AugmentConfig())
     v = normalise_video(video, stats)
     v[~v_mask] = 0.0

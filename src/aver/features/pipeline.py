@@ -1,9 +1,13 @@
 """The `cache` stage: raw index + extracted audio + aligned faces -> data/features/.
 
-Clips are taken in clip_id order and written shard by shard (`cache.shard_clips` per shard) into
-`<out>.partial/` (aver.resumable); a finished shard (its `done.json` matching the plan and the
-feature settings) is skipped on a rerun. Then per-fold statistics are computed from training
-clips only, and the directory is promoted onto `cache.out`.
+Pretrained encoders (`cache.audio_encoder` / `cache.face_encoder`, aver.encoders) are resolved
+and loaded first, so missing weights fail before any clip is touched; their identity (name,
+weights sha256, layers) joins the feature settings and meta.json. Clips are taken in clip_id
+order and written shard by shard (`cache.shard_clips` per shard) into `<out>.partial/`
+(aver.resumable), featurised `cache.encoder_batch` clips at a time; a finished shard (its
+`done.json` matching the plan and the feature settings) is skipped on a rerun. Then per-fold
+statistics are computed from training clips only, and the directory is promoted onto
+`cache.out`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,10 +41,13 @@ from aver.failures import Failure, source_paths
 from aver.features.cache import ShardBuffer, shard_moments, shard_name
 from aver.features.splits import make_splits, split_column, split_counts
 from aver.features.stats import ClipMoments, pooled_stats
-from aver.features.window import WindowSpec, clip_features
+from aver.features.window import ClipWindow, WindowSpec, clips_features, cut_clip
 from aver.io.atomic import write_json
 from aver.output_settings import output_settings
 from aver.resumable import ResumableRun
+
+if TYPE_CHECKING:
+    from aver.encoders.loading import Encoders
 
 log = logging.getLogger(__name__)
 BASE_COLUMNS = list(FEATURE_INDEX.columns)
@@ -118,11 +125,12 @@ def run(params: Params) -> Path:
     )  # fmt: skip
     clips = usable_clips(inputs)
     ids = clips["clip_id"].tolist()
-    settings = output_settings(cfg) | {"sample_rate": sample_rate}
+    encoders, identity = pretrained_encoders(cfg)  # missing weights fail here, before work
+    settings = output_settings(cfg) | {"sample_rate": sample_rate, "encoders": identity}
     stage: ResumableRun[ShardJob, dict[str, Any]] = ResumableRun(
         "cache", cfg.out, settings, log=log
     )
-    writer = ShardWriter(params, stage.work, inputs.manifest, len(ids))
+    writer = ShardWriter(params, stage.work, inputs.manifest, len(ids), encoders)
     jobs = plan_shards(ids, inputs, settings, cfg.shard_clips)
     results = stage.results(jobs, writer.finished, writer, unit="shard", verb="cached")
     written, failures = _collect(stage.work, results, inputs.manifest)
@@ -134,10 +142,22 @@ def run(params: Params) -> Path:
     index = write_tables(
         stage.work, clips, written, splits, summary, classes=inputs.dataset.classes,
         dataset_name=inputs.dataset.name, cfg=cfg, sample_rate=sample_rate,
+        spec=writer.spec, encoders=identity,
     )  # fmt: skip
     out = stage.promote()
     log.info("cached %d clips in %d shards -> %s", len(index), len(written.shards), out)
     return out
+
+
+def pretrained_encoders(cfg: CacheConfig) -> tuple[Encoders | None, dict[str, Any]]:
+    """The loaded pretrained encoders (None when both inputs are computed features) and the
+    encoders' identity recorded in meta.json and the settings stamp."""
+    if not (cfg.pretrained_audio or cfg.pretrained_face):
+        return None, {"audio": {"name": cfg.audio_encoder}, "face": {"name": cfg.face_encoder}}
+    from aver.encoders.loading import load_encoders
+
+    encoders = load_encoders(cfg, cfg.encoder_device)
+    return encoders, encoders.identity()
 
 
 def usable_clips(inputs: Inputs) -> pd.DataFrame:
@@ -181,15 +201,27 @@ def _collect(
 
 
 class ShardWriter:
-    """Writes one shard of clip features into the work dir (`done.json` last); reusable."""
+    """Writes one shard of clip features into the work dir (`done.json` last); reusable.
 
-    def __init__(self, params: Params, work: Path, manifest: pd.DataFrame, n_clips: int) -> None:
+    Clips are cut one by one (a clip that cannot be read is recorded as a failure) and
+    featurised `cache.encoder_batch` at a time (one encoder forward per batch)."""
+
+    def __init__(
+        self,
+        params: Params,
+        work: Path,
+        manifest: pd.DataFrame,
+        n_clips: int,
+        encoders: Encoders | None = None,
+    ) -> None:
         cfg = params.cache
         self.cfg, self.work, self.manifest = cfg, work, manifest
         self.interim, self.sample_rate = Path(params.extract.out), params.extract.sample_rate
         self.load_faces = face_loader(Path(params.align.out))
-        shapes = WindowSpec.from_config(cfg, self.sample_rate).shapes()
-        self.buffer = ShardBuffer(shapes, min(cfg.shard_clips, max(n_clips, 1)))
+        self.encoders = encoders
+        face_dim = encoders.face_dim if encoders is not None and encoders.face else None
+        self.spec = WindowSpec.from_config(cfg, self.sample_rate, face_dim=face_dim)
+        self.buffer = ShardBuffer(self.spec.shapes(), min(cfg.shard_clips, max(n_clips, 1)))
 
     def finished(self, job: ShardJob) -> dict[str, Any] | None:
         """The `done.json` of a shard an earlier run wrote from the same settings and inputs."""
@@ -198,24 +230,43 @@ class ShardWriter:
     def __call__(self, job: ShardJob) -> dict[str, Any]:
         shard_dir = self.work / job.name
         self.buffer.clear()
-        failures = []
+        failures: list[dict[str, str]] = []
+        batch: list[tuple[str, ClipWindow]] = []
         for clip_id in tqdm(job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False):
             try:
-                arrays = clip_features(
-                    self.interim / str(self.manifest.at[clip_id, "audio"]),
-                    self.load_faces(clip_id),
-                    self.cfg,
-                    target_rate=self.sample_rate,
-                )
-                self.buffer.add(clip_id, arrays)
+                audio = self.interim / str(self.manifest.at[clip_id, "audio"])
+                batch.append((clip_id, cut_clip(audio, self.load_faces(clip_id), self.spec)))
             except (DataError, ValueError, KeyError, OSError) as err:
                 failures.append({"clip_id": clip_id, "reason": str(err)})
+            if len(batch) >= self.cfg.encoder_batch:
+                self._featurise(batch, failures)
+                batch = []
+        self._featurise(batch, failures)
         if shard_dir.exists():
             shutil.rmtree(shard_dir)
         self.buffer.write(shard_dir)
         info = {"plan": job.digest, "rows": list(self.buffer.clip_ids), "failures": failures}
         write_json(shard_dir / "done.json", info)
         return info
+
+    def _featurise(
+        self, batch: list[tuple[str, ClipWindow]], failures: list[dict[str, str]]
+    ) -> None:
+        """Features of a batch of cut clips into the buffer (a clip that fails is recorded)."""
+        try:
+            arrays = clips_features([w for _, w in batch], self.spec, self.encoders)
+        except (DataError, ValueError) as err:  # one bad clip: retry one by one to find it
+            if len(batch) == 1:
+                failures.append({"clip_id": batch[0][0], "reason": str(err)})
+                return
+            for item in batch:
+                self._featurise([item], failures)
+            return
+        for (clip_id, _), arr in zip(batch, arrays):
+            try:
+                self.buffer.add(clip_id, arr)
+            except ValueError as err:
+                failures.append({"clip_id": clip_id, "reason": str(err)})
 
 
 @dataclass
@@ -246,6 +297,8 @@ def write_tables(
     dataset_name: str | None,
     cfg: CacheConfig,
     sample_rate: int,
+    spec: WindowSpec | None = None,
+    encoders: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Write index.csv, stats.json (fold k: its training clips only) and meta.json into `work`."""
     summary = copy.deepcopy(summary)
@@ -265,7 +318,8 @@ def write_tables(
     counts = split_counts(index, n_folds)
     for k, info in summary["folds"].items():
         info.update(counts[k])
-    meta = _feature_meta(index, written, summary, classes, dataset_name, cfg, sample_rate)
+    spec = spec or WindowSpec.from_config(cfg, sample_rate)
+    meta = _feature_meta(index, written, summary, classes, dataset_name, cfg, spec, encoders)
     FEATURE_INDEX.write(work, index)
     write_feature_stats(work, stats)
     write_feature_meta(work, meta)
@@ -291,11 +345,26 @@ def _feature_meta(
     classes: list[str],
     dataset_name: str | None,
     cfg: CacheConfig,
-    sample_rate: int,
+    spec: WindowSpec,
+    encoders: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """meta.json: classes, splits, window and array shapes, audio/video settings, shards."""
-    spec = WindowSpec.from_config(cfg, sample_rate)
+    """meta.json: classes, splits, window and array shapes, audio/video settings, encoders,
+    shards."""
     shapes = spec.shapes()
+    a = spec.audio
+    if spec.encoder:
+        enc = spec.encoder
+        audio_geometry = {
+            "n_bins": enc.dim,
+            "layers": list(spec.layers),
+            "hop_s": enc.hop_s,
+            "receptive_field_s": enc.receptive_field_s,
+            "frame_rate": 1 / enc.hop_s,
+        }
+    else:
+        audio_geometry = {"n_bins": a.n_bins, "win_length": a.win_length,
+                          "hop_length": a.hop_length, "n_fft": a.n_fft,
+                          "frame_rate": a.sample_rate / a.hop_length}  # fmt: skip
     return {
         "dataset": dataset_name,
         "classes": classes,
@@ -308,16 +377,19 @@ def _feature_meta(
         "crop": cfg.crop,
         "audio": {
             "feature": cfg.audio_encoder,
-            "n_bins": spec.audio.n_bins,
             "n_frames": spec.audio_frames,
-            "sample_rate": sample_rate,
-            "win_length": spec.audio.win_length,
-            "hop_length": spec.audio.hop_length,
-            "n_fft": spec.audio.n_fft,
-            "frame_rate": sample_rate / spec.audio.hop_length,
+            "sample_rate": spec.sample_rate,
+            **audio_geometry,
         },
-        "video": {"fps": cfg.video_fps, "size": cfg.face_size, "n_frames": spec.video_frames},
+        "video": {
+            "fps": cfg.video_fps,
+            "size": cfg.face_size,
+            "n_frames": spec.video_frames,
+            "encoder": cfg.face_encoder,
+            "dim": spec.face_dim,
+        },
+        "encoders": encoders or {"audio": {"name": cfg.audio_encoder}, "face": {"name": "crops"}},
         "arrays": {k: [list(s), d] for k, (s, d) in shapes.items()},
         "shards": written.shards,
-        "config": cfg.model_dump(),
+        "config": cfg.model_dump(mode="json"),
     }

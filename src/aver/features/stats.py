@@ -1,7 +1,9 @@
 """Normalisation statistics: per-clip moments, pooled per fold over its training clips only.
 
-Audio: mean/std per feature bin over real (masked) frames. Video: mean/std per RGB channel of
-pixels scaled to [0, 1] over real frames. Applied at load time by `normalise_*`.
+Audio: mean/std per feature bin (log-mel/MFCC) or per (layer, dim) (a pretrained encoder's
+hidden states) over real (masked) frames. Video: mean/std per RGB channel of pixels scaled to
+[0, 1] (face crops) or per dim (face embeddings) over real frames. Applied at load time by
+`normalise_*`.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ _LEVELS = np.arange(256, dtype=np.float64) / 255.0
 
 @dataclass(frozen=True)
 class FoldStats:
-    audio_mean: np.ndarray  # (F,) float32
-    audio_std: np.ndarray  # (F,)
-    video_mean: np.ndarray  # (3,)
-    video_std: np.ndarray  # (3,)
+    audio_mean: np.ndarray  # (F,) or (L, D) float32
+    audio_std: np.ndarray
+    video_mean: np.ndarray  # (3,) crops, (E,) embeddings
+    video_std: np.ndarray
     n_clips: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,11 +50,11 @@ class ClipMoments:
     """Per-clip sufficient statistics (count, sum, sum of squares), float64."""
 
     audio_n: np.ndarray  # (N,)
-    audio_sum: np.ndarray  # (N, F)
-    audio_sq: np.ndarray  # (N, F)
-    video_n: np.ndarray  # (N,) pixels per channel
-    video_sum: np.ndarray  # (N, 3)
-    video_sq: np.ndarray  # (N, 3)
+    audio_sum: np.ndarray  # (N, F) or (N, L, D)
+    audio_sq: np.ndarray
+    video_n: np.ndarray  # (N,) pixels per channel (crops) or frames (embeddings)
+    video_sum: np.ndarray  # (N, 3) or (N, E)
+    video_sq: np.ndarray
 
     @classmethod
     def concat(cls, parts: list[ClipMoments]) -> ClipMoments:
@@ -64,10 +66,30 @@ class ClipMoments:
 def clip_moments(
     audio: np.ndarray, audio_mask: np.ndarray, video: np.ndarray, video_mask: np.ndarray
 ) -> ClipMoments:
-    """Moments of each clip in a batch of cached rows (audio (N,Ta,F), video (N,Tv,S,S,3))."""
-    am = np.asarray(audio_mask, dtype=np.float64)[..., None]
+    """Moments of each clip in a batch of cached rows: audio (N, Ta, *F), video crops
+    (N, Tv, S, S, 3) uint8 or embeddings (N, Tv, E)."""
     a = np.asarray(audio, dtype=np.float64)
-    n = len(a)
+    am = np.asarray(audio_mask, dtype=np.float64).reshape(*a.shape[:2], *(1,) * (a.ndim - 2))
+    v_n, v_sum, v_sq = (
+        _embedding_moments(video, video_mask)
+        if np.asarray(video).ndim == 3
+        else _pixel_moments(video, video_mask)
+    )
+    return ClipMoments(
+        audio_n=np.asarray(audio_mask, dtype=np.float64).sum(axis=1),
+        audio_sum=(a * am).sum(axis=1),
+        audio_sq=(a * a * am).sum(axis=1),
+        video_n=v_n,
+        video_sum=v_sum,
+        video_sq=v_sq,
+    )
+
+
+def _pixel_moments(
+    video: np.ndarray, video_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per clip: pixels per channel, and sums of [0, 1] values and their squares per channel."""
+    n = len(video)
     v_sum = np.zeros((n, 3))
     v_sq = np.zeros((n, 3))
     v_n = np.zeros(n)
@@ -80,14 +102,16 @@ def clip_moments(
         v_sum[i] = hist @ _LEVELS
         v_sq[i] = hist @ _LEVELS**2
         v_n[i] = len(flat)
-    return ClipMoments(
-        audio_n=am[..., 0].sum(axis=1),
-        audio_sum=(a * am).sum(axis=1),
-        audio_sq=(a * a * am).sum(axis=1),
-        video_n=v_n,
-        video_sum=v_sum,
-        video_sq=v_sq,
-    )
+    return v_n, v_sum, v_sq
+
+
+def _embedding_moments(
+    video: np.ndarray, video_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per clip: real frames, and sums of each embedding dim and of its square over them."""
+    v = np.asarray(video, dtype=np.float64)
+    m = np.asarray(video_mask, dtype=np.float64)[..., None]
+    return m[..., 0].sum(axis=1), (v * m).sum(axis=1), (v * v * m).sum(axis=1)
 
 
 def pooled_stats(m: ClipMoments, select: np.ndarray) -> FoldStats:
@@ -107,12 +131,17 @@ def pooled_stats(m: ClipMoments, select: np.ndarray) -> FoldStats:
 
 
 def normalise_audio(audio: np.ndarray, stats: FoldStats) -> np.ndarray:
-    """(T, F) features -> float32 (x - mean) / std per bin."""
-    return ((audio - stats.audio_mean) / stats.audio_std).astype(np.float32)
+    """(T, F) features or (T, L, D) hidden states -> float32 (x - mean) / std per feature."""
+    return ((np.asarray(audio, np.float32) - stats.audio_mean) / stats.audio_std).astype(np.float32)
 
 
 def normalise_video(video: np.ndarray, stats: FoldStats) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> float32 (T, 3, H, W), (x/255 - mean) / std per channel."""
+    """(T, H, W, 3) uint8 -> float32 (T, 3, H, W), (x/255 - mean) / std per channel; face
+    embeddings (T, E) -> float32 (x - mean) / std per dim."""
+    if np.asarray(video).ndim == 2:
+        return ((np.asarray(video, np.float32) - stats.video_mean) / stats.video_std).astype(
+            np.float32
+        )
     x = np.asarray(video, dtype=np.float32) * np.float32(1 / 255)
     x = (x - stats.video_mean) / stats.video_std
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

@@ -338,6 +338,21 @@ def data_fingerprint(cache_dir: str | Path, lock: str | Path = "dvc.lock") -> di
     return out
 
 
+def encoder_tags(encoders: Mapping[str, Any]) -> dict[str, str]:
+    """Tags naming the encoders of a cache's meta.json: `encoder.audio` (name), and for a
+    pretrained one `encoder.audio.weights_sha256` and `encoder.audio.layers`; same for face."""
+    tags = {}
+    for kind, rec in encoders.items():
+        if not isinstance(rec, Mapping) or "name" not in rec:
+            continue
+        tags[f"encoder.{kind}"] = str(rec["name"])
+        if rec.get("weights_sha256"):
+            tags[f"encoder.{kind}.weights_sha256"] = str(rec["weights_sha256"])
+        if rec.get("layers"):
+            tags[f"encoder.{kind}.layers"] = ",".join(str(k) for k in rec["layers"])
+    return tags
+
+
 def _dvc_lock_md5(lock: Path, cache_dir: Path) -> str | None:
     if not lock.exists():
         return None

@@ -67,6 +67,7 @@ META_KEYS = (
     "crop",
     "audio",
     "video",
+    "encoders",
     "config",
 )
 
@@ -196,6 +197,7 @@ def _plan(params: Params) -> TrainRun:
         "git_commit": commit,
         "git_dirty": str(dirty),
         **fp,
+        **runs.encoder_tags(cache.meta.get("encoders") or {}),
     }
     if cfg.preset not in (None, "none"):
         tags["preset"] = str(cfg.preset)

@@ -46,6 +46,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.video_stride": 1,
         "model.unimodal_weight": 0.0,  # the per-stream classifiers are ours, not the paper's
     },
+    # The head for frozen pretrained encoders (README "Pretrained encoders"): the encoders'
+    # features are already good, so a small MSAN over projected embeddings, a lower learning
+    # rate and early stopping on validation UAR, as in the SUPERB/EmoBox downstream recipes
+    # (frozen upstream, learned layer weights, small head). Pair it with cache.audio_encoder
+    # and cache.face_encoder (cache settings are not train keys, so a preset cannot set them).
+    "pretrained_msan": {
+        "optimizer": "adamw",
+        "lr": 5e-4,
+        "weight_decay": 1e-2,
+        "batch_size": 32,
+        "epochs": 40,
+        "schedule": "cosine",
+        "warmup_epochs": 2,
+        "early_stop_patience": 10,
+        "model.name": "msan",
+        "model.d_model": 128,
+        "model.audio_channels": 128,  # the projection widths of the embedding front-ends
+        "model.video_channels": 128,
+    },
     # A minute on a laptop CPU: a small MSAN for smoke runs and the demo dataset.
     "demo_fast": {
         "optimizer": "adamw",
