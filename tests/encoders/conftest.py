@@ -1,8 +1,7 @@
-"""Encoder weights for tests: each architecture with random weights, saved once per session.
+"""Encoder weights for tests, on top of `encoder_weights_dir` (tests/conftest.py).
 
-`encoder_weights_file(name)` -> the path of a state dict of encoder `name` (a TorchScript file
-for `torchscript`), saved under the library's file name in a session folder. End-to-end tests
-elsewhere can use it with `from tests.encoders.conftest import encoder_weights_file  # noqa`.
+`encoder_weights_file(name)` -> the path of a random-weights state dict of encoder `name` under
+its library file name (a small TorchScript model for `torchscript`), saved once per session.
 """
 
 from __future__ import annotations
@@ -31,34 +30,18 @@ class TinyFaceNet(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
-def save_random_weights(name: str, folder: Path) -> Path:
-    """Save encoder `name`'s architecture with random (seeded) weights into `folder`."""
-    from aver.encoders import audio, face
-
-    torch.manual_seed(0)
-    if name == "torchscript":
-        path = folder / "tiny_face.pt"
-        torch.jit.save(torch.jit.script(TinyFaceNet().eval()), str(path))
-        return path
-    if name in AUDIO_ENCODERS:
-        spec = AUDIO_ENCODERS[name]
-        model, filename = audio.build_model(spec), spec.filename
-    else:
-        fspec = FACE_ENCODERS[name]
-        model, filename = face.build_model(fspec), str(fspec.filename)
-    path = folder / filename
-    torch.save(model.state_dict(), path)
-    return path
-
-
 @pytest.fixture(scope="session")
-def encoder_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    folder = tmp_path_factory.mktemp("encoder-weights")
-    made: dict[str, Path] = {}
-
+def encoder_weights_file(
+    encoder_weights_dir: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
     def get(name: str) -> Path:
-        if name not in made:
-            made[name] = save_random_weights(name, folder)
-        return made[name]
+        if name == "torchscript":
+            path = tmp_path_factory.getbasetemp() / "tiny_face.pt"
+            if not path.exists():
+                torch.manual_seed(0)
+                torch.jit.save(torch.jit.script(TinyFaceNet().eval()), str(path))
+            return path
+        spec = AUDIO_ENCODERS.get(name) or FACE_ENCODERS[name]
+        return encoder_weights_dir(name) / str(spec.filename)
 
     return get

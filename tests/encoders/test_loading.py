@@ -20,9 +20,8 @@ def test_identity_of_scratch_inputs_is_just_their_name():
     assert enc.identity() == {"audio": {"name": "mfcc"}, "face": {"name": "crops"}}
 
 
-def test_identity_records_name_weights_layers_and_geometry(encoder_weights_file):
-    folder = encoder_weights_file("hubert_base").parent
-    encoder_weights_file("facenet_vggface2")
+def test_identity_records_name_weights_layers_and_geometry(encoder_weights_dir):
+    folder = encoder_weights_dir("hubert_base", "facenet_vggface2")
     cfg = CacheConfig(audio_encoder="hubert_base", audio_layers=[12, 3],
                       face_encoder="facenet_vggface2", encoder_weights=str(folder))  # fmt: skip
     ident = load_encoders(cfg, device="cpu").identity()
@@ -44,15 +43,13 @@ def test_identity_records_name_weights_layers_and_geometry(encoder_weights_file)
     check_same_encoders(ident, ident, source="model.pt")
 
 
-def test_missing_weights_fail_before_any_model_is_built(
-    encoder_weights_file, tmp_path, monkeypatch
-):
+def test_missing_weights_fail_before_any_model_is_built(encoder_weights_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     monkeypatch.setenv(OFFLINE_ENV, "1")
     built = []
     monkeypatch.setattr(loading, "AudioEncoder", lambda *a, **k: built.append(a))
     monkeypatch.setattr(loading, "FaceEncoder", lambda *a, **k: built.append(a))
-    folder = encoder_weights_file("wavlm_base").parent  # holds the audio file, not resnet50's
+    folder = encoder_weights_dir("wavlm_base")  # holds the audio file, not resnet50's
     cfg = CacheConfig(audio_encoder="wavlm_base", face_encoder="resnet50",
                       encoder_weights=str(folder))  # fmt: skip
     with pytest.raises(DownloadError, match=r"resnet50-0676ba61\.pth") as err:

@@ -39,9 +39,8 @@ def test_a_file_for_the_one_pretrained_encoder(encoder_weights_file, torch_home)
     assert (got.path, got.sha256, got.source) == (path, _sha(path), "local")
 
 
-def test_a_directory_holds_each_encoder_under_its_library_name(encoder_weights_file, torch_home):
-    folder = encoder_weights_file("wavlm_base").parent
-    encoder_weights_file("resnet18")
+def test_a_directory_holds_each_encoder_under_its_library_name(encoder_weights_dir, torch_home):
+    folder = encoder_weights_dir("wavlm_base", "resnet18")
     cfg = CacheConfig(audio_encoder="wavlm_base", face_encoder="resnet18",
                       encoder_weights=str(folder))  # fmt: skip
     assert resolve_encoder_weights("wavlm_base", cfg).path == folder / "wavlm_base.pth"
