@@ -7,9 +7,7 @@ download into `align.weights_cache`; the ResNet backbone never fetches ImageNet 
 
 from __future__ import annotations
 
-import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,8 +15,10 @@ import numpy as np
 import torch
 
 from aver.config import AlignConfig, DownloadConfig
-from aver.errors import AverError, ConfigError, DataError, DownloadError
+from aver.errors import ConfigError
 from aver.faces.detection import Detections
+from aver.io.state_dict import load_into
+from aver.io.state_dict import load_state_dict as read_state_dict
 
 DEFAULT_NAME = "retinaface_resnet50.pth"
 KNOWN_URL = (
@@ -56,35 +56,7 @@ def _fix(path: Path) -> str:
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict saved plainly, under `state_dict`, with a `module.` prefix, or zipped."""
-    path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        obj = _load_zipped(path, err)
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataError("not a state dict of tensors", path=path, fix=_fix(path))
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def _load_zipped(path: Path, first_error: Exception) -> object:
-    """A plain zip holding one .pth (the retinaface-pytorch release format)."""
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            if len(members) == 1:
-                with tempfile.TemporaryDirectory() as tmp:
-                    inner = zf.extract(members[0], tmp)
-                    try:
-                        return torch.load(inner, map_location="cpu", weights_only=True)
-                    except Exception as err:
-                        first_error = err
-    raise DataError(
-        f"cannot read weights ({type(first_error).__name__}: {first_error})",
-        path=path,
-        fix=_fix(path),
-    ) from None
+    return read_state_dict(path, fix=_fix(Path(path)))
 
 
 def resolve_weights(cfg: AlignConfig, dl: DownloadConfig | None = None) -> Path:
@@ -108,29 +80,17 @@ def resolve_weights(cfg: AlignConfig, dl: DownloadConfig | None = None) -> Path:
         return path
     if cfg.retinaface_url:
         dest = cache / (Path(urlparse(cfg.retinaface_url).path).name or DEFAULT_NAME)
-        from aver.io.http import download
-        from aver.io.lockfile import LOCK_NAME, DownloadLock
-        from aver.redact import redact_uri
+        from aver.io.weights import fetch_once
 
-        try:
-            lock = DownloadLock(cache / LOCK_NAME)
-            download(
-                cfg.retinaface_url,
-                dest,
-                sha256=cfg.retinaface_sha256,
-                lock=lock,
-                **dl.transfer_kwargs(),
-            )
-            lock.log_new()
-        except (AverError, OSError) as err:
-            shown = redact_uri(cfg.retinaface_url)
-            raise DownloadError(
-                f"could not fetch RetinaFace weights from {shown} ({err})",
-                path=dest,
-                fix=f"copy the weights file to {dest} (offline), or set "
-                "align.retinaface_weights to a local .pth, or use align.detector: mtcnn",
-            ) from None
-        return dest
+        return fetch_once(
+            cfg.retinaface_url,
+            dest,
+            sha256=cfg.retinaface_sha256,
+            what="RetinaFace weights",
+            fix=f"copy the weights file to {dest} (offline), or set "
+            "align.retinaface_weights to a local .pth, or use align.detector: mtcnn",
+            **dl.transfer_kwargs(),
+        ).path
     default = cache / DEFAULT_NAME
     if default.is_file():
         return default
@@ -161,16 +121,7 @@ class RetinaFaceDetector:
     ):
         self.device = torch.device(device)
         self.net = build_network()
-        state = load_state_dict(weights)
-        try:
-            self.net.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).splitlines()[:3]
-            raise DataError(
-                f"weights do not fit RetinaFace-ResNet50: {' '.join(first)}",
-                path=weights,
-                fix=_fix(Path(weights)),
-            ) from None
+        load_into(self.net, weights, what="RetinaFace-ResNet50", fix=_fix(Path(weights)))
         self.net.eval().to(self.device)
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold

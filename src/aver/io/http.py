@@ -155,7 +155,7 @@ def download(
         problems = verify_existing(dest, expected)
         if not problems:
             if pins is not None and pin is None:  # there before pinning existed: pin as is
-                pins.pin(url, dest, sha256=_local_sha256(dest), size=dest.stat().st_size)
+                pins.pin(url, dest, sha256=stamped_sha256(dest), size=dest.stat().st_size)
             log.debug("%s: present and verified, skipped", dest)
             return dest
         if pins is not None and pin is not None:
@@ -247,17 +247,22 @@ def _refuse_html(transfer: _Transfer) -> None:
     )
 
 
-def _local_sha256(dest: Path) -> str:
-    """sha256 of `dest`, from a fresh stamp when there is one (else hashed, and stamped)."""
+def stamped_sha256(dest: str | Path) -> str:
+    """sha256 of `dest`, from a fresh stamp when there is one (else hashed, and stamped when
+    its folder is writable), so a large file is not rehashed on every run."""
+    dest = Path(dest)
     st = dest.stat()
     stamp = _read_stamp(dest)
     fresh = (stamp.get("size"), stamp.get("mtime_ns")) == (st.st_size, st.st_mtime_ns)
     if fresh and isinstance(stamp.get("sha256"), str):
-        return stamp["sha256"]
+        return str(stamp["sha256"])
     hashers = new_hashers(["sha256"])
     update_from_file(hashers, dest)
-    digest = hashers["sha256"].hexdigest()
-    _write_stamp(dest, {"sha256": digest}, stamp.get("url"))
+    digest: str = hashers["sha256"].hexdigest()
+    try:
+        _write_stamp(dest, {"sha256": digest}, stamp.get("url"))
+    except OSError as err:  # a read-only folder: hash again next time
+        log.debug("cannot stamp %s: %s", dest, err)
     return digest
 
 
