@@ -217,3 +217,30 @@ def test_preset_names_come_from_the_preset_table():
     listed = ", ".join(repr(n) for n in ["none", *PRESETS])
     with pytest.raises(ConfigError, match=f"valid choices: {listed}"):
         parse_params({"train": {"preset": "avtca_papr"}})
+
+
+def test_face_size_is_checked_only_for_face_crops():
+    """A face encoder's embeddings have no conv stem, so cache.face_size does not limit it."""
+    params = parse_params(
+        {"cache": {"face_size": 16, "face_encoder": "facenet_vggface2"},
+         "train": {"model": {"video_patches": 5}}}
+    )  # fmt: skip
+    assert params.cache.pretrained_face
+    with pytest.raises(ConfigError, match="face_size=16 is too small"):
+        parse_params({"cache": {"face_size": 16}, "train": {"model": {"video_patches": 5}}})
+
+
+def test_encoder_settings_are_validated():
+    with pytest.raises(ConfigError, match="wavlm_base_plus"):
+        parse_params({"cache": {"audio_encoder": "wavlm_bas"}})
+    with pytest.raises(ConfigError, match=r"audio_layers \[13\]"):
+        parse_params({"cache": {"audio_encoder": "wavlm_base", "audio_layers": [13]}})
+    with pytest.raises(ConfigError, match="has no layers"):
+        parse_params({"cache": {"audio_layers": [1]}})
+    with pytest.raises(ConfigError, match="not a sha256"):
+        parse_params({"cache": {"encoder_sha256": {"wavlm_base": "abc"}}})
+    legacy = parse_params({"cache": {"audio_feature": "mfcc"}})
+    assert legacy.cache.audio_encoder == "mfcc"  # the old key still reads
+    assert parse_params({"cache": {"audio_encoder": "hubert_large"}}).cache.kept_layers == list(
+        range(1, 25)
+    )

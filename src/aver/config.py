@@ -521,10 +521,11 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _face_size(self) -> Params:
-        """The face stem (stride, 2x2 pool) must leave at least one pixel per video patch."""
+        """The face stem (stride, 2x2 pool) must leave at least one pixel per video patch
+        (face crops only: face embeddings have no stem)."""
         model, need = self.train.model, 2 * self.train.model.video_stride
         need *= self.train.model.video_patches
-        if self.cache.face_size < need:
+        if not self.cache.pretrained_face and self.cache.face_size < need:
             raise ValueError(
                 f"cache.face_size={self.cache.face_size} is too small for "
                 f"train.model.video_stride={model.video_stride} and train.model.video_patches="
