@@ -96,10 +96,11 @@ def test_local_weights_run_through_evaluate_and_predict(
     exp = client.get_experiment_by_name("aver-demo")
     train = [r for r in client.search_runs([exp.experiment_id])
              if r.data.tags.get("aver.stage") == "train"
-             and "mlflow.parentRunId" not in r.data.tags]  # fmt: skip (the train run)
-    assert train and all(
-        r.data.tags["encoder.audio.weights_sha256"] == _sha256(audio_file) for r in train
-    )
+             and "mlflow.parentRunId" not in r.data.tags]  # fmt: skip
+    latest = max(train, key=lambda r: r.info.start_time)  # (the copy holds the demo's run too)
+    assert latest.data.tags["encoder.audio"] == AUDIO
+    assert latest.data.tags["encoder.audio.weights_sha256"] == _sha256(audio_file)
+    assert latest.data.tags["encoder.face.weights_sha256"] == _sha256(face_file)
 
     video = _a_demo_video(repo)
     ok = _predict(repo, env, str(video), "--json")
