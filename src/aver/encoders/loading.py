@@ -122,7 +122,8 @@ def check_same_encoders(
         for key in COMPARED:
             if want.get(key) != got.get(key):
                 problems.append(
-                    f"{modality} {key}: {source} has {want.get(key)!r}, here {got.get(key)!r}"
+                    f"{modality} encoder {want.get('name') or '?'} {key}: {source} has "
+                    f"{want.get(key)!r}, here {got.get(key)!r}"
                 )
     if problems:
         raise DataError(
