@@ -6,8 +6,9 @@ slowest (k = d/2 - 1) `base ** (-(d - 2) / d)` rad per `tau`. CTM makes the vide
 `ctm_delta_s` of an audio token its positives. The encoders fix the token rates: one video token
 per face frame (`cache.video_fps`), one audio token per `AUDIO_TOKEN_FRAMES` feature frames of
 `cache.hop_ms` (a pretrained speech encoder's 20 ms frames are pooled by 2 by
-`LayerWeightedAudioEncoder`: the same 40 ms audio tokens). The defaults follow from these numbers for the default cache (2 s window, video
-every 200 ms, audio every 40 ms) and the default head width 16:
+`LayerWeightedAudioEncoder`: the same 40 ms audio tokens). The defaults follow from these
+numbers for the default cache (2 s window, video every 200 ms, audio every 40 ms) and the
+default head width 16:
 
 - `tau_s` 0.04: the fastest pair turns 1 rad per audio token (no aliasing at the audio rate,
   which needs < pi) and 2.5 rad over half a video period, so it separates "same instant" from
