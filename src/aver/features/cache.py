@@ -29,7 +29,7 @@ from aver.io.atomic import write_npy
 FIX = FEATURE_INDEX.fix
 Shapes = dict[str, tuple[tuple[int, ...], str]]
 STATS_CHUNK = 256  # clips per chunk at most
-STATS_CHUNK_BYTES = 256 << 20  # and at most this much float64 working memory per chunk
+STATS_CHUNK_BYTES = 64 << 20  # and at most this much float64 per chunk (3 such temporaries)
 
 
 def shard_name(i: int) -> str:
