@@ -75,7 +75,19 @@ def test_preset_sets_its_keys_and_leaves_the_rest():
     # no preset: nothing changes
     plain = resolve(parse_params({"train": {"lr": 0.5}}))
     assert plain.params.train.lr == 0.5 and plain.applied == {}
-    assert set(PRESETS) == {"avtca_paper", "demo_fast"}
+    assert set(PRESETS) == {"avtca_paper", "demo_fast", "pretrained_msan"}
+
+
+def test_pretrained_msan_builds_on_an_embedding_cache():
+    """The recipe's head: its keys apply, and it builds on WavLM-base layers + FaceNet vectors."""
+    from aver.models import build_model
+
+    t = resolve(parse_params({"train": {"preset": "pretrained_msan"}})).params.train
+    assert t.model.name == "msan" and t.lr == 5e-4 and t.early_stop_patience == 10
+    model = build_model(
+        t.model, n_classes=8, audio_dim=768, face_size=0, audio_layers=12, video_dim=512
+    )
+    assert sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_avtca_paper_is_the_recipe_as_published():
