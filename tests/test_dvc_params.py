@@ -24,8 +24,8 @@ _FEATURES = {
     f"cache.{k}": "read from the cache's meta.json, not params (features.window/audio are "
     "imported for their arrays, their from_config is the cache stage's)"
     for k in (
-        "audio_encoder", "n_mels", "n_mfcc", "win_ms", "hop_ms", "video_fps", "face_size",
-        "window_s", "crop",
+        "audio_encoder", "audio_layers", "face_encoder", "n_mels", "n_mfcc", "win_ms", "hop_ms",
+        "video_fps", "face_size", "window_s", "crop",
     )
 }  # fmt: skip
 

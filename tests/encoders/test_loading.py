@@ -75,5 +75,6 @@ def test_a_different_encoder_is_refused_with_the_fix(modality, key, value):
     with pytest.raises(DataError) as err:
         check_same_encoders(trained, here, source="models/model.pt")
     msg = str(err.value)
-    assert f"{modality} {key}" in msg and "models/model.pt" in msg
+    name = trained[modality]["name"]  # the message names the encoder the model was trained on
+    assert f"{modality} encoder {name} {key}" in msg and "models/model.pt" in msg
     assert "cache.encoder_weights" in msg and "retrain" in msg
