@@ -149,11 +149,17 @@ def run(params: Params) -> Path:
     return out
 
 
+def named_encoders(cfg: CacheConfig) -> dict[str, Any]:
+    """The encoders record without weights (computed features and crops, or no identity given):
+    each modality's input by name."""
+    return {"audio": {"name": cfg.audio_encoder}, "face": {"name": cfg.face_encoder}}
+
+
 def pretrained_encoders(cfg: CacheConfig) -> tuple[Encoders | None, dict[str, Any]]:
     """The loaded pretrained encoders (None when both inputs are computed features) and the
     encoders' identity recorded in meta.json and the settings stamp."""
     if not (cfg.pretrained_audio or cfg.pretrained_face):
-        return None, {"audio": {"name": cfg.audio_encoder}, "face": {"name": cfg.face_encoder}}
+        return None, named_encoders(cfg)
     from aver.encoders.loading import load_encoders
 
     encoders = load_encoders(cfg, cfg.encoder_device)
@@ -388,7 +394,7 @@ def _feature_meta(
             "encoder": cfg.face_encoder,
             "dim": spec.face_dim,
         },
-        "encoders": encoders or {"audio": {"name": cfg.audio_encoder}, "face": {"name": "crops"}},
+        "encoders": encoders or named_encoders(cfg),
         "arrays": {k: [list(s), d] for k, (s, d) in shapes.items()},
         "shards": written.shards,
         "config": cfg.model_dump(mode="json"),
