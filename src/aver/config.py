@@ -426,6 +426,13 @@ class TrainConfig(Section):
     device: Annotated[Literal["auto", "cpu", "cuda"], NOT_OUTPUT] = "auto"
     num_workers: Annotated[int, NOT_OUTPUT] = Field(0, ge=0)
     augment: bool = True
+    modality_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="fusion models: chance a training clip loses its audio or its video (half "
+        "each), so the model also scores a clip from one modality",
+    )
     executor: Annotated[Literal["local", "ray"], NOT_OUTPUT] = Field(
         "local", description="ray: one data-parallel (DDP) run over Ray Train workers"
     )

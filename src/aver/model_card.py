@@ -56,6 +56,7 @@ class InputSpec(_Record):
     video_dim: int = 0  # face embedding dims (0: face crops, v1 files)
     audio_frames: int | None = None  # per window (None: not recorded, v1 files)
     video_frames: int | None = None
+    modality_dropout: float = 0.0  # train.modality_dropout the model was trained with
 
 
 class EncoderIdentity(_Record):
@@ -120,6 +121,18 @@ class ModelCard(_Record):
         cfg: ModelConfig = lenient(MODEL_CONFIGS[name][0], self.model, "model card: model")
         return cfg
 
+    def modalities(self) -> tuple[str, ...]:
+        """The inputs the network reads ("audio", "video"; a unimodal baseline reads one)."""
+        return type(self.network_config()).modalities
+
+    def accepts_missing(self, modality: str) -> bool:
+        """Can the model score a clip without `modality` (no audio track, no face)? Yes when it
+        does not read it, or when it is a fusion model trained with modality dropout."""
+        used = self.modalities()
+        if modality not in used:
+            return True
+        return len(used) > 1 and self.input.modality_dropout > 0
+
     def section(self, name: str) -> Any:
         """The extract, align or cache settings as today's config class (None if not stored)."""
         raw = self.features.get(name)
@@ -182,6 +195,7 @@ def card_from_params(
             video_dim=int(dims.get("video_dim", 0)),
             audio_frames=audio.get("n_frames"),
             video_frames=video.get("n_frames"),
+            modality_dropout=float(params.train.modality_dropout),
         ),
         features=redact_obj(
             {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -82,6 +82,9 @@ class InputDims:
 
 class ModelConfigBase(Section):
     """Fields of every model: width, depth, dropout, the conv front-ends and branch losses."""
+
+    # the inputs the network reads (a unimodal baseline ignores the other modality's arrays)
+    modalities: ClassVar[tuple[str, ...]] = ("audio", "video")
 
     name: str
     d_model: int = Field(64, ge=8)
