@@ -30,12 +30,15 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"stage: {help_text}")
         p.add_argument("--params", default="params.yaml")
     p = sub.add_parser("predict", help="emotion probabilities for one new video")
-    p.add_argument("video", help="path to a video file (mp4, flv, avi, mkv, ...)")
+    p.add_argument("video", nargs="?", help="path to a video file (mp4, flv, avi, mkv, ...)")
     p.add_argument(
         "--model",
         default=None,
         help="models/model.pt (default), a file path, or an MLflow URI "
         "such as models:/aver-demo@champion",
+    )
+    p.add_argument(
+        "--card", action="store_true", help="print the model's card (MODEL_CARD.md) and exit"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--timeline", default=None, help="write a per-second emotion plot (PNG)")
@@ -65,6 +68,13 @@ def main(argv: list[str] | None = None) -> None:
         module = importlib.import_module(STAGES[args.command][0])
         stage_main(args.command, module.run, ["--params", args.params])
         return
+    if args.card:
+        from aver.show_card import main as card_main
+
+        card_main(args)
+        return
+    if args.video is None:
+        parser.error("predict: a video is required (or --card to print the model's card)")
     from aver.predict import main as predict_main
 
     predict_main(args)

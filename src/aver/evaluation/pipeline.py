@@ -34,8 +34,10 @@ from aver.evaluation.report import confusion_pairs, fold_metrics, metrics_docume
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
 from aver.inference import Predictions, load_trained_model, predict, resolve_device
-from aver.io.atomic import write_csv, write_json
+from aver.io.atomic import write_csv, write_json, write_text
 from aver.resolution import resolve
+from aver.tracking import card_doc
+from aver.training.checkpoints import read_model_file
 from aver.training.metrics import confusion_matrix
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ def run(params: Params) -> dict[str, Any]:
     )
     _write_reports(out, doc, y_true, y_pred, classes, ids, leaky=cache.leaky)
     _log_to_mlflow(params.tracking, summary, doc, out)
+    _write_card(params.tracking, summary, doc, models_dir, out)
     return doc
 
 
@@ -208,6 +211,40 @@ def _test_metrics(doc: dict[str, Any]) -> dict[str, float]:
             for i, end in enumerate(("low", "high"))
         }
     )
+
+
+def _write_card(
+    cfg: TrackingConfig, summary: dict[str, Any], doc: dict[str, Any], models_dir: Path, out: Path
+) -> None:
+    """reports/MODEL_CARD.md (validation and test metrics): the training's parent run's
+    MODEL_CARD.md and the registered version's description, replacing the train stage's."""
+    from aver.redact import redact_text
+    from aver.tracking.runs import MlflowException, absolute_uri, connect, tracking_uri
+
+    ml = summary.get("mlflow", {})
+    inputs = card_doc.CardInputs(
+        card=read_model_file(models_dir / "model.pt").card,
+        name=ml.get("registered_model"),
+        version=ml.get("version"),
+        val_runs=card_doc.val_runs_of(summary),
+        test=doc,
+    )
+    text = card_doc.render(inputs)
+    if not ml.get("parent_run_id"):
+        write_text(out / card_doc.FILE, text)
+        return
+    uri = connect(absolute_uri(tracking_uri(cfg)))
+    try:
+        card_doc.publish(
+            text,
+            out / card_doc.FILE,
+            run_id=ml["parent_run_id"],
+            name=inputs.name,
+            version=inputs.version,
+            uri=uri,
+        )
+    except MlflowException as err:
+        log.warning("could not log the model card to MLflow: %s", redact_text(str(err))[:300])
 
 
 def _log_to_mlflow(

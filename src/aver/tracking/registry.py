@@ -21,6 +21,8 @@ from aver.tracking.runs import MlflowException
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
+CARD_FILE = "MODEL_CARD.md"  # the human model card, an artifact of the registering run
+DESCRIPTION_MAX = 5000  # characters MLflow's SQL stores keep for a version's description
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,52 @@ def download_model_file(uri: str, dst: str | Path | None = None) -> Path:
             fix="check the URI (models:/<name>@champion) and MLFLOW_TRACKING_URI",
         ) from None
     return Path(local)
+
+
+def describe(name: str, version: str, text: str, uri: str | None = None) -> None:
+    """Set a version's description (the model card; cut to what the store keeps, pointing
+    at the full MODEL_CARD.md artifact)."""
+    if len(text) > DESCRIPTION_MAX:
+        tail = f"\n\n[cut here: the whole card is the {CARD_FILE} artifact of the version's run]\n"
+        text = text[: DESCRIPTION_MAX - len(tail)] + tail
+    runs.client(uri).update_model_version(name, str(version), description=text)
+
+
+def model_version(uri: str) -> Any:
+    """The ModelVersion a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI names."""
+    ref = uri.removeprefix("models:/").strip("/")
+    client = runs.client()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return client.get_model_version_by_alias(name, alias)
+        name, _, version = ref.rpartition("/")
+        if not name or not version.isdigit():
+            raise AverError(
+                f"{uri} names no registered model version",
+                fix="use models:/<name>@<alias> or models:/<name>/<version>",
+            )
+        return client.get_model_version(name, version)
+    except MlflowException as err:
+        raise AverError(
+            f"cannot find registered model version {uri} ({str(err)[:300]})",
+            fix="check the URI (models:/<name>@champion) and MLFLOW_TRACKING_URI",
+        ) from None
+
+
+def model_card_text(uri: str) -> str:
+    """The MODEL_CARD.md of a registered version (the run's artifact; else its description)."""
+    mv = model_version(uri)
+    if mv.run_id:
+        with contextlib.suppress(MlflowException, OSError):
+            local = runs.download_artifacts(f"runs:/{mv.run_id}/{CARD_FILE}")
+            return Path(local).read_text(encoding="utf-8")
+    if not mv.description:
+        raise AverError(
+            f"{uri} (version {mv.version}) has no model card",
+            fix="retrain with this aver (dvc repro train) to register a version with one",
+        )
+    return str(mv.description)
 
 
 def _float(x: str | None) -> float:

@@ -37,7 +37,7 @@ from aver.io.atomic import write_csv, write_json
 from aver.model_card import card_from_params
 from aver.redact import redact_obj, redact_uri
 from aver.resolution import resolve
-from aver.tracking import registry, runs
+from aver.tracking import card_doc, registry, runs
 from aver.training import checkpoints, ddp, plots
 from aver.training.folds import FoldSetup, prepare_fold, resolve_folds, with_seed
 from aver.training.loop import (
@@ -270,9 +270,29 @@ def _summarise(
     summary["mlflow"].update(
         _log_and_register(tr.params, tr.dataset, chosen, out / "model.pt", cache)
     )
+    _write_card(out, summary)
     write_json(out / SUMMARY, summary)
     runs.log_artifact(out / SUMMARY)
     return summary
+
+
+def _write_card(out: Path, summary: dict[str, Any]) -> None:
+    """models/MODEL_CARD.md (validation metrics; evaluate adds the test ones), logged to the
+    parent run, and the registered version's description."""
+    ml = summary["mlflow"]
+    inputs = card_doc.CardInputs(
+        card=checkpoints.read_model_file(out / "model.pt").card,
+        name=ml.get("registered_model"),
+        version=ml.get("version"),
+        val_runs=card_doc.val_runs_of(summary),
+    )
+    card_doc.publish(
+        card_doc.render(inputs),
+        out / card_doc.FILE,
+        run_id=ml["parent_run_id"],
+        name=inputs.name,
+        version=inputs.version,
+    )
 
 
 def _curves(tr: TrainRun, chosen: FoldOutcome, outcomes: dict[Any, FoldOutcome]) -> None:
@@ -428,8 +448,11 @@ def _save_fold_model(
         "seed": params.train.seed,
         "best_epoch": res.best_epoch,
         **val,
+        "dataset": tr.dataset,
         "protocol": cache.protocol,
         "leaky": cache.leaky,
+        "n_folds": cache.n_folds,
+        "splits": card_doc.split_counts(cache.index, setup.fold, setup.classes),
         "mlflow_run_id": run_id,
         "mlflow_parent_run_id": tr.parent_id,
         "data_fingerprint": tr.tags.get("data_fingerprint", ""),
