@@ -10,6 +10,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from aver.cli import main as cli_main
 from aver.config import flatten
 from aver.evaluation.pipeline import run as evaluate
 from aver.inference import load_trained_model
@@ -37,7 +38,7 @@ def _artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> se
     return out
 
 
-def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_path):
+def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_path, capsys):
     params = tiny_params(tiny_cache, tmp_path, prefix="pipe", folds=[0, 1])
     summary = train(params)
     client = MlflowClient()
@@ -95,6 +96,13 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
     version = client.get_model_version("pipe-demo", ml["version"])
     assert float(version.tags["val_uar"]) == pytest.approx(summary["folds"]["0"]["val_uar"])
     assert str(registry.current_champion("pipe-demo").version) == ml["version"] == "1"
+    # its model card: models/MODEL_CARD.md, the parent run's artifact, the version's description
+    card_md = (tmp_path / "models" / "MODEL_CARD.md").read_text()
+    assert version.description == card_md and "## Uses to avoid" in card_md
+    assert "MODEL_CARD.md" in _artifacts(client, parent.info.run_id)
+    assert f"| 0 | 0 | {summary['folds']['0']['val_uar']:.3f} |" in card_md
+    assert "| 1 | 0 |" in card_md and "Not evaluated yet" in card_md
+    assert "| train |" in card_md and "| angry |" in card_md
 
     # model.pt: weights_only, rebuilds the net; the pyfunc from the registry agrees with it
     raw = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
@@ -131,6 +139,15 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
         "evaluation/per_class.csv",
     } <= _artifacts(client, parent.info.run_id)
     assert client.get_model_version("pipe-demo", "1").tags["test_uar"] == f"{doc['uar']:.6f}"
+    # the card now holds the test metrics, everywhere it is published
+    card_md = (tmp_path / "reports" / "MODEL_CARD.md").read_text()
+    assert client.get_model_version("pipe-demo", "1").description == card_md
+    assert f"UAR {doc['uar']:.3f}, bootstrap" in card_md and "Not evaluated yet" not in card_md
+    assert registry.model_card_text("models:/pipe-demo@champion") == card_md
+    cli_main(["predict", "--model", "models:/pipe-demo/1", "--card"])
+    assert capsys.readouterr().out == card_md
+    cli_main(["predict", "--model", str(tmp_path / "models" / "model.pt"), "--card"])
+    assert capsys.readouterr().out.startswith("# Model card: audio_only (model file)")
 
     # retrain with other seeds: the champion is always the version with the best val UAR
     best = {"1": float(version.tags["val_uar"])}
@@ -139,6 +156,8 @@ def test_train_and_evaluate_record_everything(embedded_store, tiny_cache, tmp_pa
             tiny_params(tiny_cache, tmp_path / f"seed{seed}", prefix="pipe", seed=seed, folds=[0])
         )
         best[s["mlflow"]["version"]] = s["folds"]["0"]["val_uar"]
+        described = client.get_model_version("pipe-demo", s["mlflow"]["version"]).description
+        assert "## Metrics" in described
         champion = str(registry.current_champion("pipe-demo").version)
         top = max(best.values())
         first_top = next(v for v in sorted(best, key=int) if best[v] == top)  # ties keep holder
