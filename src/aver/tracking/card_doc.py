@@ -31,6 +31,10 @@ from aver.tracking.runs import RunRef
 FILE = registry.CARD_FILE
 SPLITS = ("train", "val", "test")
 METRICS = (("uar", "UAR"), ("accuracy", "WA"), ("macro_f1", "macro-F1"))
+NOT_EVALUATED = (
+    "Not evaluated yet: the evaluate stage (`dvc repro evaluate`) adds the test metrics here "
+    "and to the registered version's description."
+)
 AVOID = (
     "Emotion recognition is unreliable across cultures, languages, ages and individual people: "
     "how an emotion shows in voice and face differs, and a label is not what someone feels.",
@@ -162,7 +166,7 @@ def _data(card: ModelCard) -> str:
     )
     lines.append(f"- Protocol: `{protocol}` ({how})")
     if "n_folds" in run:
-        lines.append(f"- Folds: {run['n_folds']}; this model is fold {run.get('fold', '?')}'s")
+        lines.append(f"- Folds: {run['n_folds']} (this model: fold {run.get('fold', '?')})")
     splits = run.get("splits")
     if splits:
         head = f"| split (fold {run.get('fold', '?')}) | clips | speakers |"
@@ -203,7 +207,7 @@ def _metrics(inp: CardInputs) -> str:
         "",
         "### Validation (train stage)",
         "",
-        "Validation speakers chose the kept epoch, so these numbers are optimistic.",
+        "The validation split chose the kept epoch, so these numbers are optimistic.",
         "",
         "| fold | seed | UAR | WA | macro-F1 |",
         "|---|---|---|---|---|",
@@ -215,21 +219,14 @@ def _metrics(inp: CardInputs) -> str:
         for r in runs
     ]
     lines += ["", "### Test (evaluate stage)", ""]
-    lines += (
-        _test(inp.test)
-        if inp.test
-        else [
-            "Not evaluated yet: the evaluate stage (`dvc repro evaluate`) adds the test metrics here "
-            "and to the registered version's description."
-        ]
-    )
+    lines += _test(inp.test) if inp.test else [NOT_EVALUATED]
     return "\n".join(lines)
 
 
 def _test(doc: Mapping[str, Any]) -> list[str]:
     lines = [
-        "Each run on its fold's held-out test speakers, reported once: no model, epoch or "
-        "setting was chosen on them.",
+        "Each run on its fold's held-out test split, reported once: no model, epoch or "
+        "setting was chosen on it.",
         "",
         "| fold | UAR | WA | macro-F1 | test clips |",
         "|---|---|---|---|---|",
