@@ -155,11 +155,11 @@ def signature(probs: np.ndarray) -> Any:
     """Inputs: the batch keys (Any) and video fields (string), all optional; outputs: the
     batch's probabilities (`probs`, (B, C)); video rows get prediction documents instead."""
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
 
     from aver.tracking.video_request import COLUMNS
 
-    cols = [ColSpec(AnyType(), k, required=False) for k in INPUT_KEYS]
+    cols: list[ColSpec | TensorSpec] = [ColSpec(AnyType(), k, required=False) for k in INPUT_KEYS]
     cols += [ColSpec(DataType.string, k, required=False) for k in COLUMNS]
     return ModelSignature(inputs=Schema(cols), outputs=infer_signature(probs).inputs)
 

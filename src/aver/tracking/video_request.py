@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +59,7 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def parse_requests(rows: list[Mapping[str, Any]]) -> list[VideoRequest]:
+def parse_requests(rows: Sequence[Mapping[str, Any]]) -> list[VideoRequest]:
     """Video requests from records; DataError for a row with neither or both sources."""
     out = []
     for i, row in enumerate(rows):
