@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.mlflow_server import model_server
@@ -81,7 +82,7 @@ def test_the_tensor_batch_still_works(served):
         expected = model.predict(example)
     finally:
         mlflow.set_tracking_uri(None)
-    status, doc = post(url, {"inputs": {k: v.tolist() for k, v in example.items()}})
+    status, doc = post(url, {"inputs": {k: np.asarray(v).tolist() for k, v in example.items()}})
     assert status == 200, doc
     assert doc["predictions"] == pytest.approx(expected.tolist(), abs=1e-5)
 

@@ -100,6 +100,10 @@ def test_a_video_by_path_and_as_base64(logged, clip):
         ({"video_path": "/no/such/clip.mp4"}, "/no/such/clip.mp4: file not found on the server"),
         ({"video_path": "/x.mp4", "video_b64": "AAAA"}, "has both of video_path and video_b64"),
         ({"filename": "a.mp4"}, "neither video_path/video_b64 nor the model batch keys"),
+        (
+            {"video_b64": base64.b64encode(b"meeting notes").decode(), "filename": "notes.mp4"},
+            "notes.mp4: ",
+        ),
     ],
 )
 def test_bad_requests_are_readable_errors(logged, request_row, message):
