@@ -15,7 +15,8 @@ from aver.cli import main as cli_main
 from aver.config import parse_params
 from aver.errors import ConfigError
 from aver.export import FORMATS, INPUT_NAMES, SPEC_FILE, export_model
-from aver.inference import load_trained_model
+from aver.features.stats import FoldStats
+from aver.inference import class_probabilities, load_trained_model
 from aver.model_card import card_from_params
 from aver.models import MODEL_CONFIGS, build_model
 from aver.training import checkpoints
@@ -27,7 +28,7 @@ AUDIO_FRAMES, VIDEO_FRAMES = 24, 4  # the window the card records (the traced le
 TOL = 1e-4
 
 
-def write_model(path, name: str, kind: str):
+def write_model(path, name: str, kind: str, stats: FoldStats | None = None):
     """model.pt of a randomly initialised small `name` model on input kind `kind`."""
     dims = INPUTS[kind]
     model = {
@@ -40,6 +41,7 @@ def write_model(path, name: str, kind: str):
         params,
         classes=CLASSES,
         dims=dims.kwargs(),
+        stats=None if stats is None else stats.to_dict(),
         cache_meta={
             "audio": {"n_frames": AUDIO_FRAMES},
             "video": {"n_frames": VIDEO_FRAMES},
@@ -122,6 +124,40 @@ def test_input_spec_describes_the_file(tmp_path, capsys):
     assert spec["normalisation"]["stats"] == card.stats
     assert spec["versions"]["opset"] and spec["versions"]["torch"] == torch.__version__
     assert not list(tmp_path.glob(".*.tmp*"))  # no temp files left
+
+
+def test_the_readme_recipe_gives_aver_predicts_probabilities(tmp_path):
+    """Cache-format arrays (uint8 crops), normalised by the spec's stats through
+    batch_from_arrays, fed to onnxruntime by the session's input names (README "Export")."""
+    import onnxruntime as ort
+
+    from aver.features import batch_from_arrays
+
+    rng = np.random.default_rng(0)
+    dim = INPUTS["features+crops"].audio_dim
+    stats = FoldStats(
+        rng.normal(size=dim).astype(np.float32), rng.uniform(0.5, 2, dim).astype(np.float32),
+        np.float32([0.5, 0.4, 0.3]), np.float32([0.2, 0.25, 0.3]), n_clips=4,
+    )  # fmt: skip
+    model_file = write_model(tmp_path / "model.pt", "avtca", "features+crops", stats)
+    export_model(str(model_file), "onnx", tmp_path, "absent.yaml")
+    spec = json.loads((tmp_path / SPEC_FILE).read_text())
+    clips = [
+        {
+            "audio": rng.normal(size=(AUDIO_FRAMES, dim)).astype(np.float32),
+            "audio_mask": np.arange(AUDIO_FRAMES) < AUDIO_FRAMES - 3 * i,
+            "audio_times": ((np.arange(AUDIO_FRAMES) + 0.5) / 12).astype(np.float32),
+            "video": rng.integers(0, 256, size=(VIDEO_FRAMES, 16, 16, 3), dtype=np.uint8),
+            "video_mask": np.arange(VIDEO_FRAMES) < VIDEO_FRAMES - i,
+            "video_times": ((np.arange(VIDEO_FRAMES) + 0.5) / 2).astype(np.float32),
+        }
+        for i in range(2)
+    ]
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    batch = batch_from_arrays(clips, FoldStats.from_dict(spec["normalisation"]["stats"]))
+    _, probs = sess.run(None, {i.name: batch[i.name].numpy() for i in sess.get_inputs()})
+    want = class_probabilities(load_trained_model(model_file).model, clips, stats)
+    np.testing.assert_allclose(probs, want, atol=TOL, rtol=0)
 
 
 def test_a_unimodal_onnx_graph_lists_only_its_inputs(tmp_path):
