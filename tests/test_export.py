@@ -87,9 +87,12 @@ def test_export_gives_pytorchs_outputs(tmp_path, name, kind, fmt):
     run = runner(fmt, path)
     model = load_trained_model(model_file).model
     dims = INPUTS[kind]
-    # batch sizes 1 and 3, padding, lengths other than the traced window (odd ones too)
-    for audio, video in (([AUDIO_FRAMES + 7], [VIDEO_FRAMES + 2]), ([30, 17, 9], [6, 3, 1])):
-        batch = make_batch(audio, video, seed=len(audio), dims=dims)
+    # batch sizes 1 and 3, padding, lengths other than the traced window (odd ones too), and
+    # clips without a face (no real video frame: the missing-modality case)
+    cases = (([AUDIO_FRAMES + 7], [VIDEO_FRAMES + 2]), ([30, 17, 9], [6, 3, 1]), ([20, 13], []))
+    for audio, video in cases:
+        batch = make_batch(audio, video or [2] * len(audio), seed=len(audio), dims=dims)
+        batch["video_mask"] &= bool(video)
         with torch.no_grad():
             logits = model(batch).logits
         got_logits, got_probs = run(batch)

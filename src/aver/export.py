@@ -186,6 +186,9 @@ def input_spec(card: ModelCard, fmt: str, inputs: list[str]) -> dict[str, Any]:
             "aver predict does (aver.inference.window_arrays, aver.features.batch_from_arrays)",
             "the model was trained on windows of input_spec.audio_frames / video_frames; other "
             "lengths run (at least 2 audio frames) but were not seen in training",
+            "a clip with no real frame of a modality (its mask all False: no face found) gets "
+            "what PyTorch gives it; whether the model was trained for that is "
+            "input_spec.modality_dropout",
         ],
         "versions": {
             "opset": OPSET if fmt == "onnx" else None,
