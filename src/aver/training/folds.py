@@ -49,6 +49,12 @@ def cache_dims(cache: FeatureCache) -> dict[str, int]:
     return dims.kwargs()
 
 
+def modality_dropout(params: Params) -> float:
+    """train.modality_dropout for a fusion model; 0 for a unimodal one (it has one input)."""
+    fusion = len(type(params.train.model).modalities) > 1
+    return float(params.train.modality_dropout) if fusion else 0.0
+
+
 def resolve_folds(spec: Any, n_folds: int, source: str = "train.folds") -> list[int]:
     """`all` -> every fold; a list is checked against the cache's fold count."""
     folds = list(range(n_folds)) if spec == "all" else sorted(set(int(f) for f in spec))
@@ -90,6 +96,7 @@ def prepare_fold(
         seed=cfg.seed,
         num_workers=workers,
         augment=cfg.augment,
+        modality_dropout=modality_dropout(params),
         pin_memory=pin,
         rank=rank,
         world_size=world_size,
