@@ -21,6 +21,7 @@ encoded as H.264 yuv420p without an audio track. Outputs are written atomically.
 
 A source with one stream (`extract_clip(..., missing_ok=True)`) keeps that stream whole on its
 own time axis (t = 0 its first frame or sample); the missing output is not written.
+`extract_audio` does the same for the sound of any source (audio-only datasets).
 """
 
 from __future__ import annotations
@@ -123,9 +124,19 @@ def extract_clip(
     }
 
 
+def extract_audio(src: str | Path, audio_out: str | Path, cfg: ExtractConfig) -> dict[str, Any]:
+    """The sound of `src` alone (an audio file, or a video's sound track; any video is ignored)
+    into `audio_out` (.wav); its manifest row has `video` "" (an audio-only dataset).
+
+    Raises MediaError NO_AUDIO when `src` has no audio stream."""
+    src = Path(src)
+    info = probe(src, min_duration_s=cfg.min_duration_s, need_video=False)
+    return _audio_only(src, info, audio_out, cfg)
+
+
 def _audio_only(src: Path, info: MediaInfo, audio_out: str | Path, cfg: ExtractConfig):
-    """A source without video: the whole audio stream (t = 0 its first sample), no mp4."""
-    samples = _decode_audio(src, info, cfg.sample_rate)
+    """The whole audio stream (t = 0 its first sample), no mp4."""
+    samples = _decode_audio(src, info, cfg.sample_rate, own_axis=True)
     if len(samples) < 1:
         raise ExtractError("ffmpeg decoded no audio samples", src)
     with atomic_path(audio_out, suffix=".wav") as tmp_audio:
@@ -177,11 +188,14 @@ def _one_stream_row(info: MediaInfo, cfg: ExtractConfig, duration_s: float) -> d
     }
 
 
-def _decode_audio(src: Path, info: MediaInfo, sample_rate: int) -> np.ndarray:
+def _decode_audio(
+    src: Path, info: MediaInfo, sample_rate: int, *, own_axis: bool = False
+) -> np.ndarray:
     """Mono int16 samples on the video's time axis (start padded/trimmed, see module doc);
-    without video, t = 0 is the first audio sample."""
+    `own_axis` (or no video): t = 0 is the first audio sample."""
     assert info.audio is not None
-    offset = info.audio.start_s - info.video.start_s if info.video is not None else 0.0
+    own_axis = own_axis or info.video is None
+    offset = 0.0 if own_axis else info.audio.start_s - info.video.start_s  # type: ignore[union-attr]
     stream = (
         ffmpeg.input(_file_url(src))[str(info.audio.index)]
         .filter("asetpts", f"PTS-STARTPTS+({offset:.6f}/TB)")
