@@ -196,11 +196,11 @@ class CremadDataset(DatasetSpec):
     classes = CLASSES
     n_folds = 5
 
-    def modalities(self, params: Params) -> tuple[str, ...]:
+    def modalities(self, params: Params, samples: list[Sample]) -> tuple[str, ...]:
         """`data.cremad.folder: AudioWAV` holds audio files only: an audio-only dataset."""
         if params.data.cremad.folder == "AudioWAV":
             return ("audio",)
-        return super().modalities(params)
+        return super().modalities(params, samples)
 
     def sources(self, params: Params) -> list[Source]:
         """Tables missing locally, then the first `limit` clips (sorted) with sha256 and size."""

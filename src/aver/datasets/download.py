@@ -57,7 +57,7 @@ def run(params: Params, spec: DatasetSpec | None = None) -> None:
     spec.check_samples(samples, classes, params)
     frame = index_frame(samples, root, classes)
     RAW_INDEX.write(root, frame)
-    modalities = list(spec.modalities(params))
+    modalities = list(spec.modalities(params, samples))
     DatasetInfo(spec.name, classes, spec.folds(samples), len(frame), modalities).write(root)
     counts = Counter(frame["label"])
     log.info(
