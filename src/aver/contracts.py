@@ -143,7 +143,7 @@ class DatasetInfo:
                 classes=[str(c) for c in classes],
                 n_folds=int(raw.get("n_folds", 5)),
                 n_clips=None if n_clips is None else int(n_clips),
-                modalities=_modalities(raw.get("modalities", MODALITIES)),
+                modalities=_modalities(raw.get("modalities", list(MODALITIES))),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise DataError(f"malformed dataset.json ({err!r})", path=path, fix=cls.FIX) from None

@@ -220,7 +220,10 @@ def test_download_stage_fetches_verifies_extracts_and_indexes(file_server, tmp_p
         "ravdess/Actor_02/01-01-03-01-01-01-02.mp4",
     ]
     meta = json.loads((root / "dataset.json").read_text())
-    assert meta == {"name": "ravdess", "classes": list(EMOTIONS), "n_folds": 6, "n_clips": 2}
+    assert meta == {
+        "name": "ravdess", "classes": list(EMOTIONS), "n_folds": 6, "n_clips": 2,
+        "modalities": ["audio", "video"],
+    }  # fmt: skip
 
 
 def test_sources_name_archives_missing_from_the_record(file_server):

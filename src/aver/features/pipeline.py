@@ -244,10 +244,10 @@ class ShardWriter:
         self.cfg, self.work, self.manifest = cfg, work, manifest
         self.interim, self.sample_rate = Path(params.extract.out), params.extract.sample_rate
         self.load_faces = face_loader(Path(params.align.out))
-        self.no_faces = no_faces(params.align.size)
         self.encoders = encoders
         face_dim = encoders.face_dim if encoders is not None and encoders.face else None
         self.spec = WindowSpec.from_config(cfg, self.sample_rate, face_dim=face_dim)
+        self.no_faces = no_faces(self.spec.face_size)
         self.buffer = ShardBuffer(self.spec.shapes(), min(cfg.shard_clips, max(n_clips, 1)))
 
     def finished(self, job: ShardJob) -> dict[str, Any] | None:
