@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in STAGES.items():
         p = sub.add_parser(name, help=f"stage: {help_text}")
         p.add_argument("--params", default="params.yaml")
-    p = sub.add_parser("predict", help="emotion probabilities for one new video")
+    p = sub.add_parser(
+        "predict", help="emotion probabilities for one new video (the mean over its windows)"
+    )
     p.add_argument("video", help="path to a video file (mp4, flv, avi, mkv, ...)")
     p.add_argument(
         "--model",
@@ -39,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--timeline", default=None, help="write a per-second emotion plot (PNG)")
+    p.add_argument(
+        "--profile", action="store_true", help="print seconds per step on stderr (JSON line)"
+    )
     p.add_argument(
         "--encoder-weights",
         default=None,
