@@ -89,3 +89,27 @@ def concat(videos: list[Path], out: Path, *, audio: bool = True, loop: int = 1) 
     cmd += ["-c:a", "aac"] if audio else ["-an"]
     subprocess.run([*cmd, str(out)], check=True)
     return out
+
+
+def pattern_clip(path: Path, duration_s: float, size: int = 160, *, audio: bool = True) -> Path:
+    """A test pattern without a face (+ a 440 Hz tone), 25 fps, mono 16 kHz AAC: it
+    concatenates with `demo_clips`."""
+    from aver.media.ffmpeg import ffmpeg_exe
+
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi"]
+    cmd += ["-i", f"testsrc=s={size}x{size}:d={duration_s}:r=25"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=f=440:d={duration_s}:r=16000", "-ac", "1"]
+        cmd += ["-c:a", "aac", "-shortest"]
+    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def strip_audio(video: Path, out: Path) -> Path:
+    """`video` without its sound track (the video stream copied)."""
+    from aver.media.ffmpeg import ffmpeg_exe
+
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(video), "-c:v", "copy", "-an", str(out)]
+    subprocess.run(cmd, check=True)
+    return out
