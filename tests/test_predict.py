@@ -133,7 +133,11 @@ def test_one_line():
 
 def _args(video, **kw) -> argparse.Namespace:
     base = dict(
-        video=str(video), model=None, json=False, timeline=None, params="params.yaml",
+        video=str(video),
+        model=None,
+        json=False,
+        timeline=None,
+        params="params.yaml",
         profile=False,
     )
     return argparse.Namespace(**{**base, **kw})

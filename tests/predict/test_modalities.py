@@ -47,13 +47,13 @@ def test_no_audio_track(cards):
     assert (plan.audio, plan.video, plan.extract_missing_ok) == (False, True, True)
     assert plan.notes == ("no audio track: scored from the face alone",)
     assert _plan(cards["video_only"], audio=False).notes == ()  # it never reads audio
-    with pytest.raises(DataError, match="no audio track: model m.pt \\(audio_only\\)"):
+    with pytest.raises(DataError, match=r"no audio track: model m.pt \(audio_only\)"):
         _plan(cards["audio_only"], audio=False)
 
 
 def test_no_video_stream(cards):
     for name in ("msan", "video_only"):
-        with pytest.raises(DataError, match="no video stream: model m.pt .* reads faces"):
+        with pytest.raises(DataError, match=r"no video stream: model m.pt .* reads faces"):
             _plan(cards[name], video=False)
     plan = _plan(cards["msan_dropout"], video=False)
     assert (plan.audio, plan.video) == (True, False)

@@ -18,7 +18,13 @@ import numpy as np
 from aver.config import ExtractConfig
 from aver.errors import DataError
 from aver.predict.modalities import FACE_FIX, InputPlan, after_tracking, plan_inputs
-from aver.predict.result import Prediction, mean_probabilities, scored, used_modalities
+from aver.predict.result import (
+    Prediction,
+    mean_probabilities,
+    scored,
+    scored_probabilities,
+    used_modalities,
+)
 from aver.predict.steps import Steps
 
 if TYPE_CHECKING:
@@ -108,7 +114,9 @@ def predict_video(
         log.info("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
         from aver.predict.windows import score_windows
 
-        windows = score_windows(starts, sources, trained, settings, plan, steps, progress=progress)
+        windows = score_windows(
+            list(starts), sources, trained, settings, plan, steps, progress=progress
+        )
     notes = [*settings.notes, *plan.notes, *_window_notes(windows, plan)]
     if not scored(windows):
         raise DataError(
@@ -122,7 +130,7 @@ def predict_video(
     )  # fmt: skip
     if timeline:
         pred.timeline_times = np.array([w.centre for w in scored(windows)])
-        pred.timeline_probs = np.stack([w.probs for w in scored(windows)])
+        pred.timeline_probs = scored_probabilities(windows)
     return pred
 
 

@@ -44,9 +44,14 @@ def scored(windows: Sequence[WindowResult]) -> list[WindowResult]:
     return [w for w in windows if w.probs is not None]
 
 
+def scored_probabilities(windows: Sequence[WindowResult]) -> np.ndarray:
+    """(W, C) probabilities of the scored windows, in time order."""
+    return np.stack([w.probs for w in windows if w.probs is not None]).astype(np.float64)
+
+
 def mean_probabilities(windows: Sequence[WindowResult]) -> np.ndarray:
     """The headline: the mean of the scored windows' probabilities (sums to 1)."""
-    probs = np.stack([w.probs for w in scored(windows)]).astype(np.float64).mean(axis=0)
+    probs = scored_probabilities(windows).mean(axis=0)
     return probs / probs.sum()
 
 
