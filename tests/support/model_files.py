@@ -24,9 +24,11 @@ def write_model_file(
     align: dict[str, Any] | None = None,
     cache: dict[str, Any] | None = None,
     seed: int = 0,
+    small: bool = True,
 ) -> Path:
     """model.pt of a randomly initialised `name` model whose card holds these settings
-    (log-mel 32 bins, 32 px faces at 5 fps in a 2 s window unless `cache` says otherwise)."""
+    (small: a 1-layer msan, log-mel 32 bins, 32 px faces at 5 fps in a 2 s window unless
+    `cache` says otherwise; not small: params.yaml's defaults, the size the pipeline trains)."""
     import torch
 
     from aver.config import parse_params
@@ -35,8 +37,9 @@ def write_model_file(
     from aver.models import build_model
     from aver.training import checkpoints
 
-    cache = {"n_mels": 32, "face_size": 32, "video_fps": 5.0, "window_s": 2.0, **(cache or {})}
-    model = {"name": name, **(SMALL_MSAN if name == "msan" else {})}
+    sizes = {"n_mels": 32, "face_size": 32, "video_fps": 5.0, "window_s": 2.0} if small else {}
+    cache = {**sizes, **(cache or {})}
+    model = {"name": name, **(SMALL_MSAN if name == "msan" and small else {})}
     params = parse_params(
         {
             "align": {"device": "cpu", **(align or {})},
