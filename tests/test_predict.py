@@ -259,7 +259,8 @@ def test_predict_gets_clear_clips_of_unseen_speakers_right(demo_pipeline):
     class: the probabilities sum to 1 and equal the model's on the cached features of the same
     clip (predict ran the same extract, align and cache code with the model's settings), the
     classes equal the evaluate stage's, and they are right: at least 6 of 8, every class at
-    least once (audio alone can reach 0.5 here and faces alone 0.75, by the demo's design)."""
+    least once (audio alone can reach 0.5 here and faces alone 0.75, by the demo's design).
+    A demo clip is one window long (1.6 s), so its whole-clip mean is that window's answer."""
     from aver.features import FeatureCache
     from aver.inference import class_probabilities
     from aver.predict import input_settings, load_model, predict_video
