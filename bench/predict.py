@@ -1,10 +1,10 @@
 """`aver predict` real-time factor (wall time / video duration, start-up included) per step.
 
 Each clip is predicted by `aver predict VIDEO --model model.pt --json --profile` in a fresh
-process, as a user runs it; the profile line gives the seconds of each step inside the process
-(import of torch and the pipeline code, model load, detector build, extract, detect + track,
-align, features, network) and "start-up" is the rest of the wall time (the interpreter, the CLI,
-printing). The clips are 1280x720 H.264 + AAC at 30 fps: a RAVDESS clip from
+process, as a user runs it; the profile line gives the seconds of each step: start-up (from
+the process's start to `aver predict`'s main: the interpreter, aver's and torch's imports),
+import (what was left to import), probe, model load, detector build, extract, detect + track,
+align, features, network; "rest" is the wall time left (printing, exit, the process launch). The clips are 1280x720 H.264 + AAC at 30 fps: a RAVDESS clip from
 ../shared/data/real-clips when present (cut to 3 s, and looped to 60 s), else a generated
 demo face scaled up. The model is the default msan of params.yaml with random weights (speed
 does not depend on the weights' values).
@@ -30,8 +30,8 @@ from tests.support.model_files import demo_clips, write_model_file  # noqa: E402
 from tests.support.real_clips import REAL_CLIPS  # noqa: E402
 
 STEPS = [
-    "start-up", "import", "model load", "detector build", "extract", "detect + track", "align",
-    "features", "network",
+    "start-up", "import", "probe", "model load", "detector build", "extract", "detect + track",
+    "align", "features", "network", "rest",
 ]  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def predict_once(video: Path, model: Path) -> dict[str, float]:
     doc = json.loads(proc.stdout)
     return {
         "wall": wall, "duration": doc["duration_s"], "windows": len(doc["windows"]),
-        "start-up": wall - sum(profile.values()), **profile,
+        "rest": wall - sum(profile.values()), **profile,
     }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -30,13 +31,25 @@ def one_line(err: AverError) -> str:
     return " ".join(part.strip() for part in str(err).splitlines() if part.strip())
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): the interpreter and
+    the imports before `main` ran."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
     """Load the model, predict, write the timeline; returns the prediction."""
     steps = steps or Steps()
     video = Path(args.video)
     if not video.is_file():  # fail before loading anything
         raise DataError("file not found", path=video, fix="check the path")
-    check_media(video)
+    with steps.time("probe"):
+        check_media(video)
     spec = args.model or DEFAULT_MODEL
     with steps.time("import"):  # torch, the detector and feature code
         import aver.faces.pipeline
@@ -78,6 +91,9 @@ def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="[predict] %(message)s", stream=sys.stderr)
     install_log_redaction()
     steps = Steps()
+    age = process_age_s()
+    if age is not None:
+        steps.add("start-up", age)  # the interpreter, aver and torch imports
     try:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the result only
             pred = run(args, steps)
