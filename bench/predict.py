@@ -4,7 +4,8 @@ Each clip is predicted by `aver predict VIDEO --model model.pt --json --profile`
 process, as a user runs it; the profile line gives the seconds of each step: start-up (from
 the process's start to `aver predict`'s main: the interpreter, aver's and torch's imports),
 import (what was left to import), probe, model load, detector build, extract, detect + track,
-align, features, network; "rest" is the wall time left (printing, exit, the process launch). The clips are 1280x720 H.264 + AAC at 30 fps: a RAVDESS clip from
+align, features, network; "rest" is the wall time left (printing, exit, the process launch).
+The clips are 1280x720 H.264 + AAC at 30 fps: a RAVDESS clip from
 ../shared/data/real-clips when present (cut to 3 s, and looped to 60 s), else a generated
 demo face scaled up. The model is the default msan of params.yaml with random weights (speed
 does not depend on the weights' values).
