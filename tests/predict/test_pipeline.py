@@ -130,3 +130,28 @@ def test_no_sound_track_scored_from_the_face(media, models):
     assert all(w.modalities == ("video",) for w in pred.windows)
     assert pred.notes == ["no audio track: scored from the face alone"]
     assert np.isfinite(pred.probs).all()
+
+
+@pytest.mark.skipif(not EXTRACT_MISSING_OK, reason="extract_clip(missing_ok=) not on main yet")
+def test_an_audio_file(media, models, tmp_path):
+    """A WAV (no video stream): an audio model scores it, a fusion model trained with modality
+    dropout scores it from the voice, one without refuses it by name."""
+    import soundfile as sf
+
+    from aver.config import ExtractConfig
+    from aver.features.audio import load_wav
+    from aver.media.extract import extract_clip
+
+    row = extract_clip(media["four"], tmp_path / "a.wav", tmp_path / "v.mp4", ExtractConfig())
+    wave, sr = load_wav(row["audio"])
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, wave, sr)
+    audio_model = write_model_file(tmp_path / "audio.pt", name="audio_only")
+    notes = {audio_model: [], models["dropout"]: ["no video stream: scored from the voice alone"]}
+    for model, expected in notes.items():
+        pred = _predict(model, wav)
+        assert pred.modalities == ("audio",) and pred.detection_rate == 0.0
+        assert len(pred.windows) == len(window_starts(pred.duration_s, 2.0))
+        assert pred.notes == expected
+    with pytest.raises(DataError, match=r"no video stream: model m.pt \(msan\) reads faces"):
+        _predict(models["msan"], wav, model_name="m.pt")
