@@ -29,9 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in STAGES.items():
         p = sub.add_parser(name, help=f"stage: {help_text}")
         p.add_argument("--params", default="params.yaml")
-    p = sub.add_parser(
-        "predict", help="emotion probabilities for one new video (the mean over its windows)"
-    )
+    p = sub.add_parser("predict", help="emotion probabilities for one new video")
     p.add_argument("video", help="path to a video file (mp4, flv, avi, mkv, ...)")
     p.add_argument(
         "--model",
@@ -42,15 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--timeline", default=None, help="write a per-second emotion plot (PNG)")
     p.add_argument(
-        "--profile", action="store_true", help="print seconds per step on stderr (JSON line)"
-    )
-    p.add_argument(
         "--encoder-weights",
         default=None,
         help="pretrained encoder weights (file or directory) for a model trained on them "
         "(default: where training found them, else the torch hub cache)",
     )
     p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--profile", action="store_true", help="print seconds per step on stderr (JSON line)"
+    )
     return parser
 
 
