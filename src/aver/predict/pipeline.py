@@ -97,7 +97,8 @@ def predict_video(
     if not video.is_file():
         raise DataError("file not found", path=video, fix="check the path")
     steps = steps or Steps()
-    info = check_media(video)
+    with steps.time("probe"):
+        info = check_media(video)
     plan = plan_inputs(
         trained.card, has_audio=info.audio is not None, has_video=info.video is not None,
         model_name=model_name, path=video,
