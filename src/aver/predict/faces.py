@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from aver.config import AlignConfig
 from aver.errors import DataError
@@ -51,8 +52,20 @@ class ClipTrack:
         return 0.0 if self.track is None else self.track.detection_rate
 
 
-def track_clip(path: str | Path, cfg: AlignConfig, det: Detector) -> ClipTrack:
-    """Pass 1 of align_clip, streamed: detections in `cfg.batch_size` batches, then the track."""
+def track_clip(
+    path: str | Path, cfg: AlignConfig, det: Detector, *, duration_s: float = 0.0,
+    progress: bool = False,
+) -> ClipTrack:  # fmt: skip
+    """Pass 1 of align_clip, streamed: detections in `cfg.batch_size` batches, then the track
+    (`progress`: a bar over the `duration_s` seconds of video on a terminal)."""
+    bar = tqdm(
+        total=round(duration_s), desc="predict: faces", unit="s", disable=None if progress else True
+    )
+    with bar:
+        return _track_clip(path, cfg, det, bar)
+
+
+def _track_clip(path: str | Path, cfg: AlignConfig, det: Detector, bar: tqdm) -> ClipTrack:
     pending: list[np.ndarray] = []
     dets: list = []
     det_idx: list[int] = []
@@ -67,6 +80,8 @@ def track_clip(path: str | Path, cfg: AlignConfig, det: Detector) -> ClipTrack:
 
     for i, t, frame in iter_sampled(path, cfg.sample_fps):
         times.append(t)
+        if int(t) > bar.n:
+            bar.update(int(t) - bar.n)
         if i % cfg.detect_every == 0:
             pending.append(frame.to_ndarray(format="rgb24"))
             det_idx.append(i)

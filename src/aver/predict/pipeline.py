@@ -109,7 +109,7 @@ def predict_video(
         with steps.time("extract"):
             row = extract_media(video, settings.extract, work, missing_ok=plan.extract_missing_ok)
         duration = float(row["duration_s"])
-        sources, plan, rate = _sources(row, duration, plan, settings, steps, video)
+        sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
         window = settings.cache.window_s
         starts = window_starts(duration, window)
         log.info("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
@@ -142,6 +142,7 @@ def _sources(
     settings: InputSettings,
     steps: Steps,
     video: Path,
+    progress: bool,
 ) -> tuple[Sources, InputPlan, float]:
     """The clip's WAV and aligned-face stream as the plan reads them, the plan after the face
     track, and the detection rate (0 without faces)."""
@@ -156,7 +157,7 @@ def _sources(
             det = detector(settings.align)
         log.info("detect + track: detector %s", settings.align.detector)
         with steps.time("detect + track"):
-            clip = track_clip(mp4, settings.align, det)
+            clip = track_clip(mp4, settings.align, det, duration_s=duration, progress=progress)
         rate = clip.detection_rate
         plan = after_tracking(plan, rate, clip.n_frames, settings.align, video)
         if plan.video:
