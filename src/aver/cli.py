@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         "(default: where training found them, else the torch hub cache)",
     )
     p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--profile", action="store_true", help="print seconds per step on stderr (JSON line)"
+    )
     p = sub.add_parser(
         "export", help="the trained network as ONNX or TorchScript, with input_spec.json"
     )

@@ -201,11 +201,11 @@ def input_spec(card: ModelCard, fmt: str, inputs: list[str]) -> dict[str, Any]:
 def export_model(spec: str | None, fmt: str, out: str | Path, params: str | Path) -> Path:
     """Export the model `spec` names (model.pt path or MLflow URI) as `fmt` into `out`; returns
     the network's path. input_spec.json is written after the network, both atomically."""
-    from aver.predict import DEFAULT_MODEL, _tracking_config, is_model_uri, load_model
+    from aver.predict.model import DEFAULT_MODEL, is_model_uri, load_model, tracking_config
 
     check_format(fmt)
     spec = spec or DEFAULT_MODEL
-    trained = load_model(spec, _tracking_config(params) if is_model_uri(spec) else None)
+    trained = load_model(spec, tracking_config(params) if is_model_uri(spec) else None)
     model = trained.model.to("cpu").eval()
     example = example_batch(trained.card)
     path = Path(out) / FORMATS[fmt]
