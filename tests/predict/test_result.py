@@ -72,3 +72,12 @@ def test_table_says_the_headline_is_the_whole_clip_mean():
     assert lines[0] == "video: v.mp4 (4.50 s, face in 90% of frames) from audio + video"
     assert lines[1].endswith("(whole clip: mean of 3 windows of 2 s)")
     assert lines[-1] == "prediction: neutral"  # ties: the first class
+
+
+def test_table_has_no_face_rate_when_no_face_was_used():
+    windows = _windows()
+    pred = Prediction(
+        video="a.wav", classes=CLASSES, probs=mean_probabilities(windows), detection_rate=0.0,
+        duration_s=4.5, model="m.pt", windows=windows, modalities=("audio",), window_s=2.0,
+    )  # fmt: skip
+    assert format_table(pred).splitlines()[0] == "video: a.wav (4.50 s) from audio"
