@@ -14,6 +14,7 @@ from aver.contracts import (
     MANIFEST,
     RAW_INDEX,
     DatasetInfo,
+    feature_modalities,
     read_feature_meta,
     read_feature_stats,
     write_feature_meta,
@@ -58,8 +59,28 @@ def test_dataset_info_round_trip(tmp_path: Path):
     info.write(tmp_path)
     assert json.loads((tmp_path / "dataset.json").read_text()) == {
         "name": "demo", "classes": ["angry", "happy"], "n_folds": 4, "n_clips": 10,
+        "modalities": ["audio", "video"],
     }  # fmt: skip
-    assert DatasetInfo.read(tmp_path) == info
+    assert DatasetInfo.read(tmp_path) == info and info.has_video
+
+
+def test_dataset_info_modalities(tmp_path: Path):
+    DatasetInfo("wavs", ["a", "b"], modalities=["audio"]).write(tmp_path)
+    assert not DatasetInfo.read(tmp_path).has_video
+    # written before the key: both
+    (tmp_path / "dataset.json").write_text('{"name": "old", "classes": ["a", "b"]}')
+    assert DatasetInfo.read(tmp_path).modalities == ["audio", "video"]
+    (tmp_path / "dataset.json").write_text('{"name": "x", "classes": ["a"], "modalities": ["x"]}')
+    with pytest.raises(DataError, match="modalities must be a non-empty list"):
+        DatasetInfo.read(tmp_path)
+    assert feature_modalities({}) == ["audio", "video"]
+    assert feature_modalities({"modalities": ["audio"]}) == ["audio"]
+
+
+def test_manifest_reads_an_absent_stream_as_empty(tmp_path: Path):
+    row = _row(MANIFEST, clip_id="a", audio="audio/a.wav", video="")
+    MANIFEST.write(tmp_path, pd.DataFrame([row]))
+    assert MANIFEST.read(tmp_path).iloc[0]["video"] == ""
 
 
 def test_feature_meta_and_stats_round_trip(tmp_path: Path):

@@ -28,6 +28,7 @@ from aver.predict import (
 from aver.predict_plot import timeline_png, timeline_steps
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+V1 = Path(__file__).parent / "fixtures" / "model-v1.pt"  # msan, no modality dropout
 
 
 # ---- pure parts -----------------------------------------------------------------------------
@@ -75,6 +76,8 @@ def test_prediction_json():
     assert doc["probabilities"] == {"neutral": 0.1, "happy": 0.2, "sad": 0.6, "angry": 0.1}
     assert doc["timeline"] == [{"t": 0.8, "neutral": 0.0, "happy": 1.0, "sad": 0.0, "angry": 0.0}]
     assert "timeline" not in _prediction().to_json()
+    assert doc["aggregate"] == "mean of window probabilities"
+    assert doc["windows"] == [] and doc["modalities"] == [] and doc["notes"] == []
 
 
 @pytest.mark.parametrize(
@@ -104,13 +107,39 @@ def test_timeline_steps_and_png(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["timeline.png"]  # no temp file left
 
 
+def test_a_long_timeline_is_drawn_in_bins(tmp_path):
+    """Past 120 windows the plot averages consecutive windows (the JSON keeps them all)."""
+    from aver.predict_plot import bin_windows
+
+    centres = np.arange(600) + 1.0
+    probs = np.zeros((600, 2))
+    probs[:300, 0] = probs[300:, 1] = 1.0
+    c, p, k = bin_windows(centres, probs)
+    assert k == 5 and len(c) == 120
+    np.testing.assert_allclose(c[:2], [3.0, 8.0])
+    np.testing.assert_allclose(p[[0, 59, 60, 119]], [[1, 0], [1, 0], [0, 1], [0, 1]])
+    odd, _, k = bin_windows(centres[:250], probs[:250])
+    assert k == 3 and len(odd) == 84 and odd[-1] == 250.0  # the last bin holds 1 window
+    assert bin_windows(centres[:120], probs[:120])[2] == 1
+    target = tmp_path / "long.png"
+    timeline_png(centres, probs, ["a", "b"], target, window_s=2.0, duration_s=601.0, title="x")
+    assert target.read_bytes()[:8] == PNG_MAGIC
+
+
 def test_one_line():
     err = DataError("no face found", path="x.mp4", fix="use a video with a face")
     assert one_line(err) == "x.mp4: no face found Fix: use a video with a face"
 
 
 def _args(video, **kw) -> argparse.Namespace:
-    base = dict(video=str(video), model=None, json=False, timeline=None, params="params.yaml")
+    base = dict(
+        video=str(video),
+        model=None,
+        json=False,
+        timeline=None,
+        params="params.yaml",
+        profile=False,
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -142,21 +171,26 @@ def test_missing_model_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 
 def test_video_without_sound_is_a_clear_error(tmp_path, capsys):
+    """A model that needs the voice (msan without modality dropout) refuses a silent video,
+    naming the model and the fix (a model that can do without is tested in tests/predict)."""
     video = _tiny_video(tmp_path / "silent.mp4", audio=False)
     with pytest.raises(SystemExit) as exc:
-        main(_args(video, model=str(tmp_path / "absent.pt")))
+        main(_args(video, model=str(V1)))
     assert exc.value.code == 1
     err = capsys.readouterr().err
-    assert f"{video}: no_audio" in err and "sound track" in err
+    assert f"{video}: no audio track: model {V1} (msan) needs the voice" in err
+    assert "sound track" in err and "train.modality_dropout > 0 or use video_only" in err
 
 
-def test_align_faces_without_a_face(tmp_path):
-    from aver.config import AlignConfig
-    from aver.predict import align_faces
+def test_a_video_without_a_face_is_a_clear_error(tmp_path):
+    from aver.inference import load_trained_model
+    from aver.predict import input_settings, predict_video
 
-    video = _tiny_video(tmp_path / "pattern.mp4", audio=False)
+    video = _tiny_video(tmp_path / "pattern.mp4")
+    trained = load_trained_model(V1)
+    settings = input_settings(trained, "no-such-params.yaml")
     with pytest.raises(DataError, match="no face found: a face was detected in 0% of 25"):
-        align_faces(video, AlignConfig(device="cpu"), Path("user.mp4"))
+        predict_video(video, trained, settings)
 
 
 def _tiny_video(path: Path, audio: bool = True) -> Path:
@@ -225,7 +259,8 @@ def test_predict_gets_clear_clips_of_unseen_speakers_right(demo_pipeline):
     class: the probabilities sum to 1 and equal the model's on the cached features of the same
     clip (predict ran the same extract, align and cache code with the model's settings), the
     classes equal the evaluate stage's, and they are right: at least 6 of 8, every class at
-    least once (audio alone can reach 0.5 here and faces alone 0.75, by the demo's design)."""
+    least once (audio alone can reach 0.5 here and faces alone 0.75, by the demo's design).
+    A demo clip is one window long (1.6 s), so its whole-clip mean is that window's answer."""
     from aver.features import FeatureCache
     from aver.inference import class_probabilities
     from aver.predict import input_settings, load_model, predict_video
@@ -250,6 +285,31 @@ def test_predict_gets_clear_clips_of_unseen_speakers_right(demo_pipeline):
         right[row.label] = right.get(row.label, 0) + int(pred.label == row.label)
     assert sum(right.values()) >= 6, right
     assert all(right.get(c, 0) >= 1 for c in trained.classes), right
+
+
+@pytest.mark.e2e
+def test_the_demo_model_scores_silent_clips_from_the_face(demo_pipeline, tmp_path):
+    """The demo pipeline trains msan with train.modality_dropout 0.3: the same clear test clips
+    without their sound track are scored from the face alone (said in `modalities`), and still
+    mostly right (faces alone can reach 0.75 on the demo; chance is 0.25)."""
+    from aver.predict import input_settings, load_model, predict_video
+    from tests.support.model_files import strip_audio
+
+    repo, _ = demo_pipeline
+    trained = load_model(str(repo / "models" / "model.pt"))
+    assert trained.card.input.modality_dropout == pytest.approx(0.3)
+    settings = input_settings(trained, repo / "params.yaml")
+    clips = _test_clips(repo)
+    chosen = clips[clips["intensity"] == "strong"].groupby("label").head(2)
+    right = 0
+    for row in chosen.itertuples():
+        silent = strip_audio(repo / "data" / "raw" / row.path, tmp_path / f"{row.clip_id}.mp4")
+        pred = predict_video(silent, trained, settings)
+        assert pred.modalities == ("video",), pred.notes
+        assert pred.notes, "the answer says the sound track was missing"
+        assert pred.probs.sum() == pytest.approx(1.0, abs=1e-6)
+        right += int(pred.label == row.label)
+    assert right >= len(chosen) // 2, right
 
 
 @pytest.mark.e2e

@@ -49,6 +49,21 @@ def _parser() -> argparse.ArgumentParser:
         "(default: where training found them, else the torch hub cache)",
     )
     p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--profile", action="store_true", help="print seconds per step on stderr (JSON line)"
+    )
+    p = sub.add_parser(
+        "export", help="the trained network as ONNX or TorchScript, with input_spec.json"
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="models/model.pt (default), a file path, or an MLflow URI "
+        "such as models:/aver-demo@champion",
+    )
+    p.add_argument("--format", required=True, help="onnx or torchscript")
+    p.add_argument("--out", required=True, help="directory for the network and input_spec.json")
+    p.add_argument("--params", default="params.yaml", help="tracking settings for a URI")
     return parser
 
 
@@ -67,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
 
         module = importlib.import_module(STAGES[args.command][0])
         stage_main(args.command, module.run, ["--params", args.params])
+        return
+    if args.command == "export":
+        from aver.export import main as export_main
+
+        export_main(args)
         return
     if args.card:
         from aver.show_card import main as card_main

@@ -100,7 +100,9 @@ class CremadConfig(Section):
         "https://media.githubusercontent.com/media/CheyneyComputerScience/CREMA-D/master"
     )
     raw_url: str = "https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/master"
-    folder: Literal["VideoFlash", "VideoMP4"] = "VideoFlash"
+    folder: Literal["VideoFlash", "VideoMP4", "AudioWAV"] = Field(
+        "VideoFlash", description="AudioWAV: the audio-only recordings (no video)"
+    )
     label_source: Literal["intended", "perceived"] = "intended"
     limit: int | None = Field(None, ge=1, description="first N clips only (smoke runs)")
 
@@ -129,6 +131,12 @@ class MoseiConfig(Section):
 class DataConfig(Section):
     dataset: str = Field("demo", description="a name in aver.datasets.DATASETS")
     root: str = "data/raw"
+    modality: Literal["audiovisual", "audio"] = Field(
+        "audiovisual",
+        description="audio: use the clips' sound only (audio files, or the sound track of "
+        "videos); extract writes no video, align passes the clips through, only audio models "
+        "train on it (dataset.json `modalities`)",
+    )
     demo: DemoConfig = DemoConfig()
     ravdess: RavdessConfig = RavdessConfig()
     cremad: CremadConfig = CremadConfig()

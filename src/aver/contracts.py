@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ import pandas as pd
 
 from aver.errors import DataError
 from aver.io.atomic import write_csv, write_json
+
+# The inputs a dataset's clips have (dataset.json and the feature meta.json `modalities`).
+MODALITIES = ("audio", "video")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class TableContract:
                 frame = pd.read_csv(path, dtype=str, keep_default_na=False)
             else:
                 frame = pd.read_csv(path, dtype={c: str for c in self.text})
+                for c in self.text:  # an empty text field is "" (e.g. no video: video "")
+                    if c in frame.columns:
+                        frame[c] = frame[c].fillna("")
         except (ValueError, OSError, UnicodeDecodeError) as err:  # ParserError is a ValueError
             raise DataError(f"unreadable {self.name} ({err})", path=path, fix=self.fix) from None
         need = self.columns if need is None else (self.key, *need)
@@ -118,6 +124,7 @@ class DatasetInfo:
     classes: list[str]
     n_folds: int = 5
     n_clips: int | None = None
+    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
 
     FILE = "dataset.json"
     FIX = "run the download stage first (dvc repro download)"
@@ -136,9 +143,15 @@ class DatasetInfo:
                 classes=[str(c) for c in classes],
                 n_folds=int(raw.get("n_folds", 5)),
                 n_clips=None if n_clips is None else int(n_clips),
+                modalities=_modalities(raw.get("modalities", list(MODALITIES))),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise DataError(f"malformed dataset.json ({err!r})", path=path, fix=cls.FIX) from None
+
+    @property
+    def has_video(self) -> bool:
+        """False for an audio-only dataset (its clips are audio files, or used for their sound)."""
+        return "video" in self.modalities
 
     def write(self, root: str | Path) -> Path:
         path = Path(root) / self.FILE
@@ -146,8 +159,20 @@ class DatasetInfo:
         return path
 
 
+def _modalities(value: Any) -> list[str]:
+    """The `modalities` of dataset.json / meta.json: a non-empty list drawn from MODALITIES."""
+    if not isinstance(value, list) or not value or not set(value) <= set(MODALITIES):
+        raise ValueError(f"modalities must be a non-empty list of {MODALITIES}, got {value!r}")
+    return [m for m in MODALITIES if m in value]
+
+
 FEATURE_FIX = FEATURE_INDEX.fix
 META_KEYS = ("classes", "n_folds", "protocol", "leaky", "arrays")
+
+
+def feature_modalities(meta: Mapping[str, Any]) -> list[str]:
+    """The feature meta's `modalities` (caches written before the key: both)."""
+    return _modalities(meta.get("modalities", list(MODALITIES)))
 
 
 def read_feature_meta(cache_dir: str | Path) -> dict[str, Any]:

@@ -196,21 +196,41 @@ def window_arrays(
     The waveform and face times are shifted so the window starts at 0, cut with crop="start",
     and the returned timestamps are shifted back.
     """
-    from aver.features import clip_features
-
     first = round(start_s * sample_rate)
-    start_s = first / sample_rate
-    arrays = clip_features(
-        wave[first:],
-        shift_faces(faces, start_s),
-        cfg.model_copy(update={"crop": "start"}),
-        sample_rate=sample_rate,
-        target_rate=target_rate,
-        encoders=encoders,
+    segment = (first / sample_rate, wave[first:])
+    return windows_arrays([segment], sample_rate, faces, cfg, target_rate, encoders)[0]
+
+
+def windows_arrays(
+    segments: Sequence[tuple[float, np.ndarray]],
+    sample_rate: int,
+    faces: Mapping[str, np.ndarray],
+    cfg: CacheConfig,
+    target_rate: int,
+    encoders: Encoders | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """The cache arrays of several windows, each given as (start_s, waveform from start_s on),
+    with `faces` times on the video's axis; pretrained encoders run once over the batch.
+
+    As `window_arrays`: each window is cut at its start with crop="start" (the waveform holds
+    at least the window, or the rest of the clip) and its timestamps are on the video's axis.
+    """
+    from aver.features import WindowSpec
+    from aver.features.window import clips_features, cut_clip
+
+    face_dim = encoders.face_dim if encoders is not None and encoders.face is not None else None
+    spec = WindowSpec.from_config(
+        cfg.model_copy(update={"crop": "start"}), target_rate, face_dim=face_dim
     )
-    for key in ("audio_times", "video_times"):
-        arrays[key] = (arrays[key].astype(np.float64) + start_s).astype(np.float32)
-    return arrays
+    cuts = [
+        cut_clip(wave, shift_faces(faces, start_s), spec, sample_rate=sample_rate)
+        for start_s, wave in segments
+    ]
+    out = clips_features(cuts, spec, encoders)
+    for (start_s, _), arrays in zip(segments, out):
+        for key in ("audio_times", "video_times"):
+            arrays[key] = (arrays[key].astype(np.float64) + start_s).astype(np.float32)
+    return out
 
 
 # ---- trained models ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from aver.datasets.cremad import (
     CLASSES,
+    EXTENSIONS,
     CremadDataset,
     parse_cremad_name,
     parse_lfs_pointer,
@@ -290,3 +291,11 @@ def test_samples_limit_and_downloaded_tables(tmp_path):
     (root / "cremad" / "VideoDemographics.csv").unlink()
     with pytest.raises(DataError, match=r"VideoDemographics\.csv not found"):
         CremadDataset().samples(root, params)
+
+
+def test_audio_wav_folder_is_an_audio_only_dataset():
+    wavs = make_params({"cremad": {"folder": "AudioWAV"}})
+    assert EXTENSIONS["AudioWAV"] == "wav"
+    assert CremadDataset().modalities(wavs, []) == ("audio",)
+    assert CremadDataset().modalities(make_params(), []) == ("audio", "video")
+    assert CremadDataset().modalities(make_params({"modality": "audio"}), []) == ("audio",)

@@ -281,3 +281,22 @@ def test_a_fifo_is_named_as_not_a_regular_file(tmp_path):
         fh.write("pipe.mp4,happy,ann\n")
     msg = _error(csv)
     assert f"{tmp_path.resolve() / 'pipe.mp4'} is a FIFO, not a regular file" in msg, msg
+
+
+def _modalities(tmp_path: Path, ext: str, **data: Any) -> list[str]:
+    folder = tmp_path / ext
+    touch(folder, *(f"p{i}.{ext}" for i in range(len(_ROWS))), data=b"media")
+    csv = folder / "list.csv"
+    lines = [f"p{i}.{ext},{label},{who}" for i, (label, who) in enumerate(_ROWS)]
+    csv.write_text("path,label,speaker\n" + "\n".join(lines) + "\n")
+    root = tmp_path / f"raw-{ext}-{len(data)}"
+    cfg = {"dataset": "folder", "root": str(root), "folder": {"csv": str(csv)}, **data}
+    run(make_params(cfg))
+    return json.loads((root / "dataset.json").read_text())["modalities"]
+
+
+def test_a_folder_of_audio_files_is_an_audio_only_dataset(tmp_path):
+    assert _modalities(tmp_path, "wav") == ["audio"]
+    assert _modalities(tmp_path, "FLAC") == ["audio"]
+    assert _modalities(tmp_path, "mp4") == ["audio", "video"]
+    assert _modalities(tmp_path, "mp4", modality="audio") == ["audio"]  # videos' sound only

@@ -11,6 +11,7 @@ import pytest
 
 from aver.datasets.download import run
 from aver.datasets.ravdess import (
+    AUDIO_ARCHIVE,
     EMOTIONS,
     RavdessDataset,
     archive_name,
@@ -220,7 +221,10 @@ def test_download_stage_fetches_verifies_extracts_and_indexes(file_server, tmp_p
         "ravdess/Actor_02/01-01-03-01-01-01-02.mp4",
     ]
     meta = json.loads((root / "dataset.json").read_text())
-    assert meta == {"name": "ravdess", "classes": list(EMOTIONS), "n_folds": 6, "n_clips": 2}
+    assert meta == {
+        "name": "ravdess", "classes": list(EMOTIONS), "n_folds": 6, "n_clips": 2,
+        "modalities": ["audio", "video"],
+    }  # fmt: skip
 
 
 def test_sources_name_archives_missing_from_the_record(file_server):
@@ -251,3 +255,35 @@ def test_record_without_md5_prefix_and_deposition_shape():
         "a.zip": {"url": "http://h/a.zip", "size": 3, "md5": "abcdef"},
         "b.zip": {"url": "http://h/b", "size": 1, "md5": None},
     }
+
+
+def test_audio_modality_takes_the_audio_only_speech_clips(tmp_path):
+    _tree(tmp_path)
+    touch(
+        tmp_path / "ravdess",
+        "Actor_02/03-01-04-01-01-01-02.wav",
+        "Actor_01/03-02-04-01-01-01-01.wav",
+    )
+    audio = make_params({"modality": "audio"})
+    samples = RavdessDataset().samples(tmp_path, audio)
+    assert [s.path for s in samples] == [
+        "ravdess/Actor_02/03-01-04-01-01-01-02.wav",
+        "ravdess/Actor_01/03-01-05-01-01-01-01.wav",
+    ]  # speech only (03-02 is song), by clip_id
+    assert [s.label for s in samples] == ["sad", "angry"]
+    assert RavdessDataset().modalities(audio, samples) == ("audio",)
+    only_actor_2 = make_params({"modality": "audio", "ravdess": {"actors": [2]}})
+    assert len(RavdessDataset().samples(tmp_path, only_actor_2)) == 1
+    with pytest.raises(DataError, match=r"no audio-only speech clips \(03-01-\*\.wav\)"):
+        RavdessDataset().samples(tmp_path / "empty", audio)
+
+
+def test_audio_modality_downloads_the_audio_archive(file_server):
+    entries = [_legacy_entry(file_server, n, d) for n, d in _archives([1]).items()]
+    entries.append(_legacy_entry(file_server, AUDIO_ARCHIVE, b"audio"))
+    url = file_server.add_json("/api/records/1188976", {"files": entries})
+    params = make_params({"modality": "audio", "ravdess": {"record_url": url}}, download=FAST)
+    sources = RavdessDataset().sources(params)
+    assert [(s.dest, s.extract_to) for s in sources] == [
+        (f"archives/ravdess/{AUDIO_ARCHIVE}", "ravdess")
+    ]

@@ -180,3 +180,30 @@ def test_sigterm_keeps_aligned_clips_and_a_rerun_resumes(tmp_path, make_interim,
     assert resumed and int(resumed.group(1)) >= len(kept), done.stderr[-3000:]
     assert sorted(FaceStore(tmp_path / "faces").clip_ids) == [f"c{i}" for i in range(n)]
     assert not (tmp_path / "faces.partial").exists()
+
+
+def _blank_video(manifest_dir, clip_ids) -> None:
+    """Mark clips as audio-only in the manifest (video "", as extract writes them)."""
+    path = manifest_dir / "manifest.csv"
+    table = pd.read_csv(path, dtype={"video": str})
+    table.loc[table["clip_id"].isin(clip_ids), "video"] = ""
+    table.to_csv(path, index=False)
+
+
+def test_clips_without_video_pass_through(tmp_path, make_interim):
+    interim = make_interim({"a_face": moving_face(10), "b_sound": moving_face(10)})
+    _blank_video(interim, ["b_sound"])
+    _raw_index(tmp_path, {"a_face": "happy", "b_sound": "sad"})
+    summary = run(_params(tmp_path, interim))
+    assert summary["aligned"] == 1 and summary["failed"] == 0 and summary["audio_only"] == 1
+    assert FaceStore(tmp_path / "faces").clip_ids == ["a_face"]
+    assert not read_failures(tmp_path / "faces" / "failures.csv")
+
+
+def test_audio_only_dataset_aligns_nothing_and_fails_nothing(tmp_path, make_interim):
+    interim = make_interim({"a": moving_face(5), "b": moving_face(5)})
+    _blank_video(interim, ["a", "b"])
+    _raw_index(tmp_path, {"a": "happy", "b": "sad"})
+    summary = run(_params(tmp_path, interim))
+    assert summary == summary | {"clips": 0, "aligned": 0, "failed": 0, "audio_only": 2}
+    assert FaceStore(tmp_path / "faces").clip_ids == []

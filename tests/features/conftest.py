@@ -101,6 +101,7 @@ def write_inputs(root: Path, clips: list[Clip], *, n_folds: int = 3, order_seed:
             {
                 "clip_id": c.clip_id,
                 "audio": f"audio/{c.clip_id}.wav",
+                "video": f"video/{c.clip_id}.mp4",  # faces come from the shards below
                 "duration_s": len(c.wave) / SR,
             }
         )

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aver.features import FeatureCache, batch_from_arrays, make_loader
-from aver.features.augment import AugmentConfig, augment_video, spec_augment
+from aver.features.augment import AugmentConfig, augment_video, pick_dropped, spec_augment
 from aver.features.loader import EpochSampler, ShardSampler
 
 
@@ -152,3 +152,50 @@ def test_sharded_loader_keeps_the_global_batch(cache: FeatureCache):
         assert len(a["clip_id"]) == len(b["clip_id"]) <= 2
         if len(one["clip_id"]) == 4:
             assert sorted(a["clip_id"] + b["clip_id"]) == sorted(one["clip_id"]), step
+
+
+def _dropped(batch: dict) -> list[str | None]:
+    """Per clip: which modality is all masked (None: both present)."""
+    out: list[str | None] = []
+    for i in range(len(batch["clip_id"])):
+        gone = [m for m in ("audio", "video") if not batch[f"{m}_mask"][i].any()]
+        assert len(gone) <= 1, "a clip lost both modalities"
+        out.append(gone[0] if gone else None)
+        if gone:
+            assert not batch[gone[0]][i].any()  # its arrays are zero too
+    return out
+
+
+def test_modality_dropout_drops_one_modality_in_training_only(cache: FeatureCache):
+    n = len(cache.split_ids(0, "train"))
+    kw = {"train": True, "seed": 5, "modality_dropout": 0.5, "augment": False}
+    drops = [d for b in make_loader(cache, 0, "train", n, **kw) for d in _dropped(b)]
+    assert "audio" in drops and "video" in drops and None in drops
+    again = [d for b in make_loader(cache, 0, "train", n, **kw) for d in _dropped(b)]
+    assert again == drops  # same seed, same drops
+    other = [d for b in make_loader(cache, 0, "train", n, **{**kw, "seed": 6}) for d in _dropped(b)]
+    assert other != drops
+    ev = make_loader(cache, 0, "val", 8, train=False, modality_dropout=0.9)
+    assert all(d is None for b in ev for d in _dropped(b))  # never in evaluation
+    none = make_loader(cache, 0, "train", n, train=True, seed=5)
+    assert all(d is None for b in none for d in _dropped(b))  # off by default
+
+
+def test_modality_dropout_leaves_the_other_augmentation_as_it_was(cache: FeatureCache):
+    plain = _all(make_loader(cache, 0, "train", 4, train=True, seed=3))
+    dropped = _all(make_loader(cache, 0, "train", 4, train=True, seed=3, modality_dropout=0.5))
+    for x, y in zip(plain, dropped):
+        assert x["clip_id"] == y["clip_id"]
+        for i, gone in enumerate(_dropped(y)):
+            for m in {"audio", "video"} - {gone}:
+                assert torch.equal(x[m][i], y[m][i]) and torch.equal(
+                    x[f"{m}_mask"][i], y[f"{m}_mask"][i]
+                )
+
+
+def test_pick_dropped_halves_between_audio_and_video():
+    rng = np.random.default_rng(0)
+    picks = [pick_dropped(rng, 0.5) for _ in range(4000)]
+    assert abs(picks.count(None) / 4000 - 0.5) < 0.03
+    assert abs(picks.count("audio") - picks.count("video")) < 200
+    assert all(pick_dropped(rng, 0.0) is None for _ in range(100))

@@ -108,7 +108,10 @@ def test_run_writes_index_and_dataset_json_and_reruns_without_requests(served, t
         assert (root / row.path).read_bytes() == clip_bytes(row.clip_id)
         assert int(row.bytes) == len(clip_bytes(row.clip_id))
     meta = json.loads((root / "dataset.json").read_text())
-    assert meta == {"name": "loopback", "classes": list(CLASSES), "n_folds": 2, "n_clips": 4}
+    assert meta == {
+        "name": "loopback", "classes": list(CLASSES), "n_folds": 2, "n_clips": 4,
+        "modalities": ["audio", "video"],
+    }  # fmt: skip
     assert server.ranges("/records/1/files/clips.zip/content") == [None, "bytes=700-"]
     assert not list(root.rglob("*.part"))
 

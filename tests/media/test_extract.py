@@ -8,8 +8,9 @@ import pytest
 import soundfile as sf
 
 from aver.config import ExtractConfig
-from aver.media.extract import ExtractError, extract_clip, output_size
+from aver.media.extract import MANIFEST_COLUMNS, ExtractError, extract_clip, output_size
 from aver.media.ffmpeg import ffmpeg_exe
+from aver.media.probe import MediaError
 from tests.media.conftest import EVENT_S, GOOD
 
 CFG = ExtractConfig()
@@ -172,3 +173,42 @@ def test_ffmpeg_failure_leaves_no_output(media, tmp_path, monkeypatch):
     finally:
         ffmpeg_exe.cache_clear()
     assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize(("name", "reason"), [("silent", "no_audio"), ("audio_only", "no_video")])
+def test_a_missing_stream_is_refused_by_default(media, tmp_path, name, reason):
+    with pytest.raises(MediaError) as err:
+        _extract(media[name], tmp_path)
+    assert err.value.reason.value == reason
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_ok_audio_file_gives_the_wav_and_no_video(media, tmp_path):
+    audio, video = tmp_path / "out.wav", tmp_path / "out.mp4"
+    row = extract_clip(media["audio_only"], audio, video, CFG, missing_ok=True)
+    assert row["video"] == "" and row["audio"] == str(audio)
+    assert not video.exists()
+    samples, rate = sf.read(audio)
+    assert rate == CFG.sample_rate and samples.ndim == 1
+    assert abs(len(samples) / rate - 1.2) < 0.05  # the whole 1.2 s sine, on its own axis
+    assert row["duration_s"] == pytest.approx(len(samples) / rate, abs=1e-6)
+    assert row["n_frames"] == 0 and row["width"] == 0 and row["height"] == 0
+    assert set(row) == set(MANIFEST_COLUMNS) - {"clip_id"}
+
+
+def test_missing_ok_silent_video_gives_the_mp4_and_no_wav(media, tmp_path):
+    audio, video = tmp_path / "out.wav", tmp_path / "out.mp4"
+    row = extract_clip(media["silent"], audio, video, CFG, missing_ok=True)
+    assert row["audio"] == "" and row["video"] == str(video)
+    assert not audio.exists()
+    stream, frames = _video_frames(video)
+    assert len(frames) == row["n_frames"] == round(1.2 * CFG.fps)
+    assert (stream.width, stream.height) == (row["width"], row["height"])
+    assert row["duration_s"] == pytest.approx(row["n_frames"] / CFG.fps)
+    assert set(row) == set(MANIFEST_COLUMNS) - {"clip_id"}
+
+
+def test_missing_ok_still_refuses_a_file_without_media(media, tmp_path):
+    with pytest.raises(MediaError) as err:
+        extract_clip(media["text"], tmp_path / "a.wav", tmp_path / "v.mp4", CFG, missing_ok=True)
+    assert err.value.reason.value == "not_media"

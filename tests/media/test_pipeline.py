@@ -11,10 +11,11 @@ import pytest
 import soundfile as sf
 
 from aver.config import DataConfig, ExtractConfig, Params
+from aver.contracts import MANIFEST, DatasetInfo
 from aver.errors import DataError
 from aver.failures import COLUMNS as FAILURE_COLUMNS
 from aver.media.extract import MANIFEST_COLUMNS
-from aver.media.pipeline import run
+from aver.media.pipeline import Job, _finished_row, extract_job, run
 from tests.media.conftest import BAD
 
 
@@ -139,3 +140,30 @@ def test_changed_settings_are_not_reused(media, tmp_path):
 def test_missing_index_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="download"):
         run(_params(tmp_path / "raw", tmp_path / "interim"))
+
+
+def test_audio_only_dataset_extracts_the_sound_alone(media, tmp_path):
+    """dataset.json modalities [audio]: audio files and videos' sound tracks give a wav and
+    `video` ""; a file without sound still fails (no_audio)."""
+    root = _dataset(tmp_path, media, ["audio_only", "good", "silent"])
+    DatasetInfo("t", ["neutral"], 2, 3, ["audio"]).write(root)
+    out = tmp_path / "interim"
+    run(_params(root, out, max_failure_fraction=0.5))
+    manifest = MANIFEST.read(out).set_index("clip_id")
+    assert sorted(manifest.index) == ["audio_only", "good"]
+    for clip_id, row in manifest.iterrows():
+        assert row["video"] == "" and row["n_frames"] == 0
+        assert row["audio"] == f"audio/{clip_id}.wav"
+        assert sf.info(out / row["audio"]).samplerate == 16000
+    assert not list((out / "video").iterdir())
+    failures = pd.read_csv(out / "failures.csv")
+    assert list(failures["clip_id"]) == ["silent"]
+    assert failures["reason"][0].startswith("no_audio:")
+    # a resumed run reuses a finished audio-only clip (no mp4 to look for)
+    work = tmp_path / "work"
+    job = Job("good", str(root / "clips/good.mp4"), "", str(work), ExtractConfig(), True)
+    (work / "audio").mkdir(parents=True)
+    (work / ".rows").mkdir()
+    row = extract_job(job)
+    assert isinstance(row, dict) and row["video"] == ""
+    assert _finished_row(job) == row

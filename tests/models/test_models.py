@@ -22,6 +22,7 @@ from aver.training.loop import total_loss
 
 from .conftest import (
     AUDIO_DIM,
+    CASES,
     CROPS,
     EMBED_DIM,
     FACE,
@@ -334,3 +335,67 @@ def test_loader_batches_of_cached_arrays_fit_the_models_built_from_their_shapes(
     for name in MODEL_CONFIGS:
         out = build(small_cfg(name=name), dims).eval()(batch)
         assert out.logits.shape == (2, N_CLASSES) and torch.isfinite(out.logits).all(), name
+
+
+FUSION_CASES = [c for c in CASES if c[1]["name"] in FUSION]
+
+
+def _missing_batch(dims: InputDims, seed: int = 11) -> dict[str, torch.Tensor]:
+    """Clip 0 without audio, clip 1 without video (masks all False, arrays zero as the loader
+    makes them), clip 2 with both."""
+    batch = make_batch([0, 40, 33], [4, 0, 3], seed=seed, dims=dims)
+    batch["audio"][0] = 0.0
+    batch["video"][1] = 0.0
+    return batch
+
+
+@pytest.mark.parametrize(("cid", "overrides"), FUSION_CASES, ids=[c[0] for c in FUSION_CASES])
+@pytest.mark.parametrize("kind", list(INPUTS))
+def test_a_clip_without_one_modality_gives_finite_logits_loss_and_gradients(cid, overrides, kind):
+    dims = INPUTS[kind]
+    model = build(small_cfg(**overrides), dims).train()
+    batch = _missing_batch(dims)
+    out = model(batch)
+    assert torch.isfinite(out.logits).all()
+    assert all(torch.isfinite(v).all() for v in out.aux_losses.values())
+    assert all(torch.isfinite(v).all() for v in out.branch_logits.values())
+    loss = total_loss(out, batch["label"], label_smoothing=0.1)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", FUSION)
+def test_an_absent_modalitys_arrays_do_not_matter(name):
+    """A clip without audio scores the same whatever its (masked) audio arrays hold."""
+    model = build(small_cfg(name=name, unimodal_weight=0.5)).eval()
+    batch = _missing_batch(CROPS)
+    noisy = {**batch, "audio": batch["audio"].clone(), "video": batch["video"].clone()}
+    noisy["audio"][0] = torch.randn_like(noisy["audio"][0])
+    noisy["video"][1] = torch.randn_like(noisy["video"][1])
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch).logits[:2], model(noisy).logits[:2])
+
+
+def test_late_fusion_scores_a_one_modality_clip_from_that_modality():
+    model = build(small_cfg(name="late_fusion")).eval()
+    batch = _missing_batch(CROPS)
+    with torch.no_grad():
+        out = model(batch)
+        audio, video = model.audio(batch).logits, model.video(batch).logits
+    torch.testing.assert_close(out.logits[0], video[0])
+    torch.testing.assert_close(out.logits[1], audio[1])
+    torch.testing.assert_close(out.logits[2], (audio[2] + video[2]) / 2)
+
+
+@pytest.mark.parametrize("name", FUSION)
+def test_branch_loss_skips_clips_without_that_modality(name):
+    model = build(small_cfg(name=name, ctm_weight=0.0, unimodal_weight=0.7)).eval()
+    batch = _missing_batch(CROPS)
+    labels = batch["label"]
+    with torch.no_grad():
+        out = model(batch)
+        audio = F.cross_entropy(out.branch_logits["audio"][1:], labels[1:])
+        video = F.cross_entropy(out.branch_logits["video"][[0, 2]], labels[[0, 2]])
+        expected = F.cross_entropy(out.logits, labels) + 0.7 * (audio + video)
+        torch.testing.assert_close(total_loss(out, labels), expected)

@@ -69,3 +69,38 @@ def mlflow_server(
         yield url
     finally:
         stop_process_group(proc)
+
+
+@contextmanager
+def model_server(
+    model_uri: str,
+    *,
+    cwd: Path,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 120.0,
+) -> Iterator[str]:
+    """`mlflow models serve -m model_uri --env-manager local` on a free 127.0.0.1 port, up when
+    /ping answers; yields the base URL and stops the server's process group afterwards."""
+    port = free_port()
+    env = dict(os.environ if env is None else env)
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    cmd = [
+        sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+        "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "--workers", "1",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not answers(f"{url}/ping"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"mlflow models serve did not come up on {url}:\n{tail}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_process_group(proc)

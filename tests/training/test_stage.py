@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from aver.errors import ConfigError
 from aver.training import checkpoints
-from aver.training.folds import fit_fold, resolve_folds
+from aver.training.folds import fit_fold, modality_dropout, resolve_folds
 from tests.tracking.conftest import tiny_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +32,27 @@ def test_fit_fold_reports_each_epoch(tiny_cache, tmp_path):
     assert [e for e, _ in reported] == [1, 2, 3]
     assert [u for _, u in reported] == [h["val_uar"] for h in res.history]
     assert 0.0 <= res.best["val_uar"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["msan", "late_fusion"])
+def test_fusion_model_trains_with_modality_dropout(tiny_cache, tmp_path, name):
+    """p = 0.5: the train loader drops a modality of some clips; fit stays finite and
+    reproducible from the seed."""
+    model = {"name": name, "d_model": 16, "heads": 2, "layers": 1, "unimodal_weight": 0.5}
+    params = tiny_params(tiny_cache, tmp_path, epochs=2, modality_dropout=0.5, model=model)
+    assert modality_dropout(params) == 0.5
+    setup, res = fit_fold(params, tiny_cache, 0)
+    batches = list(setup.train_loader)
+    gone = [(~b[f"{m}_mask"].any(1)).sum() for b in batches for m in ("audio", "video")]
+    assert sum(int(g) for g in gone) > 0  # some clips lost a modality
+    assert all(math.isfinite(h["train_loss"]) for h in res.history)
+    _, again = fit_fold(params, tiny_cache, 0)
+    assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in res.history]
+
+
+def test_unimodal_model_ignores_modality_dropout(tiny_cache, tmp_path):
+    params = tiny_params(tiny_cache, tmp_path, modality_dropout=0.5)  # audio_only
+    assert modality_dropout(params) == 0.0
 
 
 def test_resolve_folds():

@@ -62,6 +62,11 @@ class DatasetSpec(ABC):
         """The class list (label index order); datasets whose classes come from data override."""
         return self.classes
 
+    def modalities(self, params: Params, samples: list[Sample]) -> tuple[str, ...]:
+        """The inputs its clips are used for (dataset.json `modalities`): audio only with
+        `data.modality: audio`; datasets whose files have no video override."""
+        return ("audio",) if params.data.modality == "audio" else ("audio", "video")
+
     def folds(self, samples: list[Sample]) -> int:
         """Number of speaker-independent folds for these samples (the dataset's default)."""
         return self.n_folds

@@ -1,7 +1,8 @@
 """CREMA-D (Cao et al. 2014): 7,442 clips of 91 actors (1001..1091), 6 emotions, 12 sentences.
 
 Media come from the CheyneyComputerScience/CREMA-D repository, stored in Git LFS: each clip is
-fetched from `media_url/<folder>/<clip>.<ext>` (ext: flv for VideoFlash, mp4 for VideoMP4) into
+fetched from `media_url/<folder>/<clip>.<ext>` (ext: flv for VideoFlash, mp4 for VideoMP4, wav for
+AudioWAV, the audio-only recordings: an audio-only dataset, dataset.json `modalities: [audio]`) into
 `<data.root>/cremad/<folder>/`. Its sha256 and size come from the LFS manifest TSV
 (`data.cremad.manifest`: columns path, sha256, size), or, when the manifest is absent or lists
 nothing under the folder, from the LFS pointer file at `raw_url/<folder>/<clip>.<ext>`.
@@ -49,7 +50,7 @@ CLASSES = tuple(EMOTION_CODES.values())
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 LEVELS = ("LO", "MD", "HI", "XX")
 ACTORS = range(1001, 1092)
-EXTENSIONS = {"VideoFlash": "flv", "VideoMP4": "mp4"}
+EXTENSIONS = {"VideoFlash": "flv", "VideoMP4": "mp4", "AudioWAV": "wav"}
 # local file name -> path in the CREMA-D repository
 TABLES = {
     "summaryTable.csv": "processedResults/summaryTable.csv",
@@ -206,6 +207,12 @@ class CremadDataset(DatasetSpec):
         ),
     )
     n_folds = 5
+
+    def modalities(self, params: Params, samples: list[Sample]) -> tuple[str, ...]:
+        """`data.cremad.folder: AudioWAV` holds audio files only: an audio-only dataset."""
+        if params.data.cremad.folder == "AudioWAV":
+            return ("audio",)
+        return super().modalities(params, samples)
 
     def sources(self, params: Params) -> list[Source]:
         """Tables missing locally, then the first `limit` clips (sorted) with sha256 and size."""

@@ -2,7 +2,7 @@
 
 Outputs in `data.root` (see docs/data-contracts.md): the media in its native layout,
 `index.csv` (clip_id,path,label,speaker + dataset columns, sorted by clip_id) and `dataset.json`
-({name, classes, n_folds, n_clips}).
+({name, classes, n_folds, n_clips, modalities}).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def run(params: Params, spec: DatasetSpec | None = None) -> None:
     spec.check_samples(samples, classes, params)
     frame = index_frame(samples, root, classes)
     RAW_INDEX.write(root, frame)
-    DatasetInfo(spec.name, classes, spec.folds(samples), len(frame)).write(root)
+    modalities = list(spec.modalities(params, samples))
+    DatasetInfo(spec.name, classes, spec.folds(samples), len(frame), modalities).write(root)
     counts = Counter(frame["label"])
     log.info(
         "%s: %d clips, %d speakers, %d classes (%s) -> %s",

@@ -16,6 +16,10 @@ and the folds need enough speakers (`aver.features.splits.min_units`), K being t
 folds the cache stage will make. Media that cannot be decoded is not checked here: the extract
 stage records it in failures.csv.
 
+A CSV listing only audio files (`AUDIO_SUFFIXES`, e.g. a folder of WAVs), or any CSV with
+`data.modality: audio`, is an audio-only dataset (dataset.json `modalities: [audio]`): only the
+sound is extracted and only audio models train on it.
+
 `clip_id` is the file stem (characters outside [A-Za-z0-9._-] become '_'), made unique with the
 file's parent folders when stems collide. `Sample.path` is relative to `data.root` when the file
 lies under it, else absolute.
@@ -42,6 +46,8 @@ from aver.features.splits import fold_count, min_units
 log = logging.getLogger(__name__)
 
 COLUMNS = ("path", "label", "speaker")
+# audio files (no video stream): a CSV listing only these is an audio-only dataset
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma"})
 MAX_LISTED = 5
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _RENAME = "rename those files to UTF-8 names (e.g. `convmv -f latin1 -t utf-8 --notest -r DIR`)"
@@ -368,6 +374,14 @@ class FolderDataset(DatasetSpec):
         if cfg.classes:
             return tuple(cfg.classes)
         return tuple(sorted({r.label for r in load_rows(cfg)}))
+
+    def modalities(self, params: Params, samples: list[Sample]) -> tuple[str, ...]:
+        """Audio only with `data.modality: audio`, or when every listed file is an audio file
+        (by its extension, `AUDIO_SUFFIXES`: a folder of WAVs)."""
+        if all(Path(s.path).suffix.lower() in AUDIO_SUFFIXES for s in samples):
+            log.info("folder: every listed file is an audio file: an audio-only dataset")
+            return ("audio",)
+        return super().modalities(params, samples)
 
     def folds(self, samples: list[Sample]) -> int:
         """n_folds, lowered to the number of speakers (at least 2)."""

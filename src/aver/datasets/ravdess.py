@@ -3,7 +3,10 @@
 Media: one archive per actor, `Video_Speech_Actor_XX.zip` (size and md5 from the Zenodo record),
 extracted into `<data.root>/ravdess/` (the archives hold `Actor_XX/<name>.mp4`). Each archive has
 full-AV (`01-...`) and video-only (`02-...`) clips; only full-AV speech clips (`01-01-*.mp4`)
-are samples. File names are seven two-digit codes, `MM-VV-EE-II-SS-RR-AA`:
+are samples. With `data.modality: audio` the media is instead the one archive of the audio-only
+recordings, `Audio_Speech_Actors_01-24.zip` (`Actor_XX/03-01-*.wav`), and the audio-only speech
+clips (`03-01-*.wav`) of the selected actors are the samples (an audio-only dataset).
+File names are seven two-digit codes, `MM-VV-EE-II-SS-RR-AA`:
 modality, vocal channel, emotion, intensity, statement, repetition, actor (odd = male).
 """
 
@@ -109,8 +112,16 @@ def parse_ravdess_name(filename: str | Path) -> RavdessName:
     )
 
 
+AUDIO_ARCHIVE = "Audio_Speech_Actors_01-24.zip"  # every actor's audio-only speech clips
+
+
 def archive_name(actor: int) -> str:
     return f"Video_Speech_Actor_{actor:02d}.zip"
+
+
+def _audio(params: Params) -> bool:
+    """`data.modality: audio`: the audio-only recordings (03-01-*.wav) instead of the videos."""
+    return params.data.modality == "audio"
 
 
 def record_files(record: Any) -> dict[str, dict[str, Any]]:
@@ -160,12 +171,15 @@ class RavdessDataset(DatasetSpec):
     n_folds = 6
 
     def sources(self, params: Params) -> list[Source]:
-        """Fetch the Zenodo record and list the selected actors' video speech archives."""
+        """Fetch the Zenodo record and list the selected actors' video speech archives (the
+        audio-only archive with `data.modality: audio`)."""
         url = params.data.ravdess.record_url
         dl = params.download
         record = fetch_json(url, retries=dl.retries, backoff_s=dl.backoff_s, timeout_s=dl.timeout_s)
         files = record_files(record)
         wanted = [archive_name(a) for a in sorted(set(params.data.ravdess.actors))]
+        if _audio(params):
+            wanted = [AUDIO_ARCHIVE]
         missing = [n for n in wanted if n not in files]
         if missing:
             raise DownloadError(
@@ -186,18 +200,24 @@ class RavdessDataset(DatasetSpec):
         ]
 
     def samples(self, root: Path, params: Params) -> list[Sample]:
-        """Full-AV speech clips of the selected actors under `<root>/ravdess`, by clip_id."""
+        """Full-AV (`data.modality: audio`: audio-only) speech clips of the selected actors
+        under `<root>/ravdess`, by clip_id."""
         base = Path(root) / "ravdess"
         actors = set(params.data.ravdess.actors)
+        kind, ext, pattern = (
+            ("audio-only", "wav", "03-01-*.wav")
+            if _audio(params)
+            else ("full-AV", "mp4", "01-01-*.mp4")
+        )
         found: dict[str, Sample] = {}
         foreign = 0
-        for path in sorted(base.rglob("*.mp4")):
+        for path in sorted(base.rglob(f"*.{ext}")):
             try:
                 info = parse_ravdess_name(path.name)
             except DataError:
                 foreign += 1
                 continue
-            if info.modality != "full-AV" or info.vocal_channel != "speech":
+            if info.modality != kind or info.vocal_channel != "speech":
                 continue
             if info.actor not in actors:
                 continue
@@ -210,10 +230,10 @@ class RavdessDataset(DatasetSpec):
                 )
             found[path.stem] = ravdess_sample(path, root, info)
         if foreign:
-            log.warning("%s: ignored %d .mp4 files without a RAVDESS name", base, foreign)
+            log.warning("%s: ignored %d .%s files without a RAVDESS name", base, foreign, ext)
         if not found:
             raise DataError(
-                "no full-AV speech clips (01-01-*.mp4) of the selected actors found",
+                f"no {kind} speech clips ({pattern}) of the selected actors found",
                 path=base,
                 fix="run the download stage (dvc repro download); data.ravdess.actors selects "
                 "the actors",

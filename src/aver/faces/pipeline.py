@@ -5,6 +5,8 @@ Per clip (in a worker): decode the video at `align.sample_fps`, detect faces on 
 face, then decode again and warp every sampled frame to the template. Each clip's result is saved
 atomically in `<out>.partial/clips/` and skipped on a rerun; at the end the results are packed into
 shards, QA plots and failures.csv are written, and the directory is promoted onto `<out>`.
+Clips without video (manifest `video` "": an audio-only dataset) are passed through: not
+aligned, not failures; the cache stage takes them without faces.
 """
 
 from __future__ import annotations
@@ -255,7 +257,11 @@ def run(params: Params) -> dict:
     """Align faces of every extracted clip into `align.out` (resumable; see module docstring)."""
     interim = Path(params.extract.out)
     manifest = read_manifest(interim)
-    cfg = _with_weights(params)
+    audio_only = sorted(manifest.loc[manifest["video"] == "", "clip_id"])
+    if audio_only:
+        log.info("align: %d clips have no video (audio-only): passed through", len(audio_only))
+    manifest = manifest[manifest["video"] != ""]
+    cfg = _with_weights(params) if len(manifest) else params.align
     stage: ResumableRun[ClipJob, dict] = ResumableRun(
         STAGE, cfg.out, output_settings(cfg), dirs=(CLIPS,), scratch=(CLIPS,), log=log
     )
@@ -279,13 +285,14 @@ def run(params: Params) -> dict:
         if m["status"] != "ok"
     ]
     sources = source_paths(params.data.root)
-    stage.record_failures(failures, len(jobs), cfg.max_failure_fraction, sources)
+    total = len(jobs) + len(audio_only)  # passed-through clips are inputs that did not fail
+    stage.record_failures(failures, total, cfg.max_failure_fraction, sources)
     ok = sorted(cid for cid, m in results.items() if m["status"] == "ok")
     write_store(stage.work, _packed(clips_dir, ok, results), max_bytes=cfg.shard_mb << 20)
     rates = [m["detection_rate"] for m in results.values() if "detection_rate" in m]
     write_plots(FaceStore(stage.work), rates, params.data.root, stage.work, cfg.min_detection_rate)
     stage.promote()
-    summary = _summary(results, ok, len(failures), elapsed)
+    summary = _summary(results, ok, len(failures), elapsed) | {"audio_only": len(audio_only)}
     log.info("align: %s", summary)
     return summary
 

@@ -4,11 +4,17 @@ Video: one horizontal flip decision and one small affine jitter (shift, scale, r
 applied to every frame alike so motion stays coherent. Audio: SpecAugment-style time and
 frequency masks on the normalised features (masked values set to 0, the training mean).
 All randomness comes from the generator passed in, so a seed reproduces an epoch exactly.
+
+Modality dropout (`train.modality_dropout`, fusion models): with probability p a training clip
+loses its audio or its video (half each, never both): that modality's mask becomes all False and
+its arrays zero, as for a clip without a voice track or a face.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,4 +66,26 @@ def spec_augment(
         width = int(rng.integers(0, max(1, int(cfg.max_freq_frac * n_bins)) + 1))
         start = int(rng.integers(0, max(1, n_bins - width + 1)))
         out[..., start : start + width] = 0.0
+    return out
+
+
+MODALITIES = ("audio", "video")
+
+
+def pick_dropped(rng: np.random.Generator, p: float) -> str | None:
+    """The modality a training clip loses ("audio" or "video", half each) with chance p."""
+    if p <= 0:
+        return None
+    drop, which = rng.random(2)
+    return MODALITIES[int(which >= 0.5)] if drop < p else None
+
+
+def drop_modality(sample: Mapping[str, Any], modality: str) -> dict[str, Any]:
+    """A copy of a prepared sample without `modality`: its arrays zero, its mask all False
+    (times kept, so the time axis stays increasing)."""
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; one of {MODALITIES}")
+    out = dict(sample)
+    out[modality] = np.zeros_like(sample[modality])
+    out[f"{modality}_mask"] = np.zeros_like(sample[f"{modality}_mask"], dtype=bool)
     return out

@@ -3,7 +3,8 @@
 Layout of `data/features/`:
     shard-00000/{audio,audio_mask,audio_times,video,video_mask,video_times}.npy  (rows = clips)
     index.csv   clip_id,label,label_idx,speaker,fold,shard,row,split_0..split_{K-1},<dataset cols>
-    meta.json   classes, feature dims, fps, window, protocol, leaky, n_folds, array shapes
+    meta.json   classes, feature dims, fps, window, protocol, leaky, n_folds, array shapes,
+                modalities
     stats.json  {"folds": {"<k>": FoldStats}} from fold k's training clips only
 
 Shards are written one at a time from a fixed buffer (memory is bounded by one shard). Rows are
@@ -20,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from aver.contracts import FEATURE_INDEX, read_feature_meta, read_feature_stats
+from aver.contracts import (
+    FEATURE_INDEX,
+    feature_modalities,
+    read_feature_meta,
+    read_feature_stats,
+)
 from aver.errors import DataError
 from aver.features.splits import SPLITS, split_column
 from aver.features.stats import ClipMoments, FoldStats, clip_moments
@@ -191,6 +197,14 @@ class FeatureCache:
                         fix=FIX,
                     )
                 self._readers[(str(shard), name)] = reader
+
+    @property
+    def modalities(self) -> list[str]:
+        """The inputs the clips have (meta.json `modalities`; ["audio"]: no video at all)."""
+        try:
+            return feature_modalities(self.meta)
+        except ValueError as err:
+            raise DataError(f"corrupt cache metadata ({err})", path=self.path, fix=FIX) from None
 
     @property
     def protocol(self) -> str:

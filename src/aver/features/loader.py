@@ -6,7 +6,9 @@ clip, stack, masks). `make_loader` reads from a FeatureCache; `batch_from_arrays
 from arrays made by `aver.features.window.clip_features` (predict).
 
 Augmentation randomness comes from a per-sample seed drawn by the sampler from (seed, epoch), so
-a run is reproducible for any num_workers and successive epochs differ.
+a run is reproducible for any num_workers and successive epochs differ. Modality dropout draws
+from its own generator seeded by the same per-sample seed, so turning it on leaves the other
+augmentation of every clip as it was.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from aver.errors import DataError
-from aver.features.augment import AugmentConfig, augment_video, spec_augment
+from aver.features.augment import (
+    AugmentConfig,
+    augment_video,
+    drop_modality,
+    pick_dropped,
+    spec_augment,
+)
 from aver.features.cache import FeatureCache
 from aver.features.stats import FoldStats, normalise_audio, normalise_video
 
@@ -120,11 +128,13 @@ class ClipDataset(Dataset):
         clip_ids: Sequence[str],
         stats: FoldStats,
         augment: AugmentConfig | None = None,
+        modality_dropout: float = 0.0,
     ):
         self.cache = cache
         self.clip_ids = list(clip_ids)
         self.stats = stats
         self.augment = augment
+        self.modality_dropout = modality_dropout
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -136,6 +146,9 @@ class ClipDataset(Dataset):
         rng = np.random.default_rng(seed) if use_aug else None
         arrays = self.cache.read(clip_id)
         s: dict[str, Any] = dict(prepare_sample(arrays, self.stats, rng, self.augment))
+        if seed != NO_AUGMENT and self.modality_dropout > 0:
+            dropped = pick_dropped(np.random.default_rng([seed, 1]), self.modality_dropout)
+            s = drop_modality(s, dropped) if dropped else s
         s["label"] = self.cache.label_idx(clip_id)
         s["clip_id"] = clip_id
         return s
@@ -201,6 +214,7 @@ def make_loader(
     num_workers: int = 0,
     augment: bool | None = None,
     augment_config: AugmentConfig | None = None,
+    modality_dropout: float = 0.0,
     pin_memory: bool = False,
     rank: int = 0,
     world_size: int = 1,
@@ -209,6 +223,8 @@ def make_loader(
 
     train=True shuffles, augments (unless augment=False) and drops a last batch of one clip
     (BatchNorm); train=False keeps cache order, no augmentation, every clip once.
+    modality_dropout p > 0 (train only): each clip loses its audio or its video with chance p
+    (`aver.features.augment.pick_dropped`), whether or not the rest is augmented.
     world_size > 1 (DDP): this rank's shard of each pass (ShardSampler), batch_size clips a
     step per rank; step k of all ranks together holds the clips of step k of one process with
     batch_size * world_size (a last batch that would leave a rank one clip is dropped).
@@ -222,8 +238,9 @@ def make_loader(
         )
     use_aug = train if augment is None else augment
     aug_cfg = (augment_config or AugmentConfig()) if use_aug else None
-    dataset = ClipDataset(cache, ids, cache.fold_stats(fold), aug_cfg)
-    passes = EpochSampler(len(ids), shuffle=train, augment=use_aug, seed=seed)
+    drop = modality_dropout if train else 0.0
+    dataset = ClipDataset(cache, ids, cache.fold_stats(fold), aug_cfg, drop)
+    passes = EpochSampler(len(ids), shuffle=train, augment=use_aug or drop > 0, seed=seed)
     sampler = passes if world_size == 1 else ShardSampler(passes, rank, world_size)
     n = len(sampler)
     drop_last = train and n % batch_size == 1 and n > 1

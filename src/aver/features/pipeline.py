@@ -7,7 +7,8 @@ order and written shard by shard (`cache.shard_clips` per shard) into `<out>.par
 (aver.resumable), featurised `cache.encoder_batch` clips at a time; a finished shard (its
 `done.json` matching the plan and the feature settings) is skipped on a rerun. Then per-fold
 statistics are computed from training clips only, and the directory is promoted onto
-`cache.out`.
+`cache.out`. Clips without video (audio-only datasets) get an all-masked video window, and
+meta.json's `modalities` is dataset.json's (["audio"]: only audio models train on it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from aver.contracts import (
     FACE_INDEX,
     FEATURE_INDEX,
     MANIFEST,
+    MODALITIES,
     RAW_INDEX,
     DatasetInfo,
     write_feature_meta,
@@ -94,7 +96,7 @@ def read_inputs(params: Params) -> Inputs:
     raw_dir = Path(params.data.root)
     dataset = DatasetInfo.read(raw_dir)
     raw = RAW_INDEX.read(raw_dir, need=("label", "speaker"))
-    manifest = MANIFEST.read(params.extract.out, need=("audio",)).set_index("clip_id")
+    manifest = MANIFEST.read(params.extract.out, need=("audio", "video")).set_index("clip_id")
     faces_index = FACE_INDEX.read(params.align.out, need=()).set_index("clip_id")
     unknown = sorted(set(raw["label"]) - set(dataset.classes))
     if unknown:
@@ -142,7 +144,7 @@ def run(params: Params) -> Path:
     index = write_tables(
         stage.work, clips, written, splits, summary, classes=inputs.dataset.classes,
         dataset_name=inputs.dataset.name, cfg=cfg, sample_rate=sample_rate,
-        spec=writer.spec, encoders=identity,
+        spec=writer.spec, encoders=identity, modalities=inputs.dataset.modalities,
     )  # fmt: skip
     out = stage.promote()
     log.info("cached %d clips in %d shards -> %s", len(index), len(written.shards), out)
@@ -167,14 +169,28 @@ def pretrained_encoders(cfg: CacheConfig) -> tuple[Encoders | None, dict[str, An
 
 
 def usable_clips(inputs: Inputs) -> pd.DataFrame:
-    """The raw index rows with extracted audio and aligned faces, in clip_id order."""
+    """The raw index rows with extracted audio and aligned faces (or no video at all: audio-only
+    clips, which align passes through), in clip_id order."""
     raw = inputs.raw
-    usable = raw["clip_id"].isin(inputs.manifest.index) & raw["clip_id"].isin(
-        inputs.faces_index.index
-    )
+    no_video = inputs.manifest.index[inputs.manifest["video"].fillna("") == ""]
+    faces = raw["clip_id"].isin(inputs.faces_index.index) | raw["clip_id"].isin(no_video)
+    usable = raw["clip_id"].isin(inputs.manifest.index) & faces
     clips = raw[usable].sort_values("clip_id", kind="stable").reset_index(drop=True)
-    log.info("%d of %d clips have audio and faces", len(clips), len(raw))
+    n_audio = int(clips["clip_id"].isin(no_video).sum())
+    log.info(
+        "%d of %d clips have audio and faces (%d of them audio only)", len(clips), len(raw), n_audio
+    )
     return clips
+
+
+def no_faces(size: int) -> dict[str, np.ndarray]:
+    """The face arrays of a clip without video: no frame (its video window is all masked)."""
+    return {
+        "frames": np.zeros((0, size, size, 3), np.uint8),
+        "times": np.zeros(0, np.float32),
+        "detected": np.zeros(0, bool),
+        "landmarks": np.zeros((0, 5, 2), np.float32),
+    }
 
 
 def plan_shards(
@@ -185,11 +201,15 @@ def plan_shards(
     for s, i in enumerate(range(0, len(ids), shard_clips)):
         chunk = ids[i : i + shard_clips]
         upstream = [
-            (c, inputs.manifest.loc[c].to_dict(), inputs.faces_index.loc[c].to_dict())
-            for c in chunk
+            (c, inputs.manifest.loc[c].to_dict(), _face_row(inputs.faces_index, c)) for c in chunk
         ]
         jobs.append(ShardJob(shard_name(s), chunk, _digest([settings, upstream])))
     return jobs
+
+
+def _face_row(faces_index: pd.DataFrame, clip_id: str) -> dict[str, Any]:
+    """A clip's face index row ({} for a clip without video)."""
+    return faces_index.loc[clip_id].to_dict() if clip_id in faces_index.index else {}
 
 
 def _collect(
@@ -227,6 +247,7 @@ class ShardWriter:
         self.encoders = encoders
         face_dim = encoders.face_dim if encoders is not None and encoders.face else None
         self.spec = WindowSpec.from_config(cfg, self.sample_rate, face_dim=face_dim)
+        self.no_faces = no_faces(self.spec.face_size)
         self.buffer = ShardBuffer(self.spec.shapes(), min(cfg.shard_clips, max(n_clips, 1)))
 
     def finished(self, job: ShardJob) -> dict[str, Any] | None:
@@ -241,7 +262,9 @@ class ShardWriter:
         for clip_id in tqdm(job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False):
             try:
                 audio = self.interim / str(self.manifest.at[clip_id, "audio"])
-                batch.append((clip_id, cut_clip(audio, self.load_faces(clip_id), self.spec)))
+                has_video = bool(self.manifest.at[clip_id, "video"])
+                faces = self.load_faces(clip_id) if has_video else self.no_faces
+                batch.append((clip_id, cut_clip(audio, faces, self.spec)))
             except (DataError, ValueError, KeyError, OSError) as err:
                 failures.append({"clip_id": clip_id, "reason": str(err)})
             if len(batch) >= self.cfg.encoder_batch:
@@ -305,6 +328,7 @@ def write_tables(
     sample_rate: int,
     spec: WindowSpec | None = None,
     encoders: dict[str, Any] | None = None,
+    modalities: list[str] | None = None,
 ) -> pd.DataFrame:
     """Write index.csv, stats.json (fold k: its training clips only) and meta.json into `work`."""
     summary = copy.deepcopy(summary)
@@ -326,6 +350,7 @@ def write_tables(
         info.update(counts[k])
     spec = spec or WindowSpec.from_config(cfg, sample_rate)
     meta = _feature_meta(index, written, summary, classes, dataset_name, cfg, spec, encoders)
+    meta["modalities"] = list(modalities or MODALITIES)
     FEATURE_INDEX.write(work, index)
     write_feature_stats(work, stats)
     write_feature_meta(work, meta)

@@ -18,6 +18,10 @@ Time axis and trimming/padding rule:
 The video is rotated upright (ffmpeg applies the display matrix; no rotation metadata remains),
 scaled so its longer side is <= `extract.max_side` with square pixels and even dimensions,
 encoded as H.264 yuv420p without an audio track. Outputs are written atomically.
+
+A source with one stream (`extract_clip(..., missing_ok=True)`) keeps that stream whole on its
+own time axis (t = 0 its first frame or sample); the missing output is not written.
+`extract_audio` does the same for the sound of any source (audio-only datasets).
 """
 
 from __future__ import annotations
@@ -65,16 +69,30 @@ def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 
 def extract_clip(
-    src: str | Path, audio_out: str | Path, video_out: str | Path, cfg: ExtractConfig
+    src: str | Path,
+    audio_out: str | Path,
+    video_out: str | Path,
+    cfg: ExtractConfig,
+    *,
+    missing_ok: bool = False,
 ) -> dict[str, Any]:
     """Convert `src` into `audio_out` (.wav) and `video_out` (.mp4); return its manifest row.
 
     Raises MediaError (unusable input, typed reason) or ExtractError (ffmpeg failed). The row
     holds every manifest column except `clip_id`; `audio`/`video` are the paths given here.
+    With `missing_ok`, a source without an audio (video) stream gives the row with `audio`
+    (`video`) "" and writes no wav (mp4); see `_one_stream_row` for the other columns.
+    Without it, such a source is MediaError NO_AUDIO / NO_VIDEO.
     """
     src = Path(src)
-    info = probe(src, min_duration_s=cfg.min_duration_s)
-    assert info.video is not None and info.audio is not None
+    info = probe(
+        src, min_duration_s=cfg.min_duration_s, need_audio=not missing_ok,
+        need_video=not missing_ok,
+    )  # fmt: skip
+    if info.video is None:
+        return _audio_only(src, info, audio_out, cfg)
+    if info.audio is None:
+        return _video_only(src, info, video_out, cfg)
     audio = _decode_audio(src, info, cfg.sample_rate)
     max_frames = math.floor(len(audio) / cfg.sample_rate * cfg.fps + 1e-6)
     if max_frames < 1:
@@ -106,10 +124,78 @@ def extract_clip(
     }
 
 
-def _decode_audio(src: Path, info: MediaInfo, sample_rate: int) -> np.ndarray:
-    """Mono int16 samples on the video's time axis (start padded/trimmed, see module doc)."""
-    assert info.video is not None and info.audio is not None
-    offset = info.audio.start_s - info.video.start_s
+def extract_audio(src: str | Path, audio_out: str | Path, cfg: ExtractConfig) -> dict[str, Any]:
+    """The sound of `src` alone (an audio file, or a video's sound track; any video is ignored)
+    into `audio_out` (.wav); its manifest row has `video` "" (an audio-only dataset).
+
+    Raises MediaError NO_AUDIO when `src` has no audio stream."""
+    src = Path(src)
+    info = probe(src, min_duration_s=cfg.min_duration_s, need_video=False)
+    return _audio_only(src, info, audio_out, cfg)
+
+
+def _audio_only(src: Path, info: MediaInfo, audio_out: str | Path, cfg: ExtractConfig):
+    """The whole audio stream (t = 0 its first sample), no mp4."""
+    samples = _decode_audio(src, info, cfg.sample_rate, own_axis=True)
+    if len(samples) < 1:
+        raise ExtractError("ffmpeg decoded no audio samples", src)
+    with atomic_path(audio_out, suffix=".wav") as tmp_audio:
+        sf.write(tmp_audio, samples, cfg.sample_rate, subtype="PCM_16", format="WAV")
+    row = _one_stream_row(info, cfg, len(samples) / cfg.sample_rate)
+    return {**row, "audio": str(audio_out), "video": ""}
+
+
+def _video_only(src: Path, info: MediaInfo, video_out: str | Path, cfg: ExtractConfig):
+    """A source without audio: the video as usual (t = 0 its first frame), no wav."""
+    assert info.video is not None
+    max_frames = max(1, math.floor(info.video.duration_s * cfg.fps + 1e-6))
+    width, height = output_size(*info.video.display_size, cfg.max_side)
+    with atomic_path(video_out, suffix=".mp4") as tmp_video:
+        _encode_video(src, info, tmp_video, cfg, width, height, max_frames)
+        n_frames = _count_frames(tmp_video)
+        if n_frames < 1:
+            raise ExtractError("ffmpeg wrote no video frames", src)
+    row = _one_stream_row(info, cfg, n_frames / cfg.fps)
+    return {
+        **row,
+        "audio": "",
+        "video": str(video_out),
+        "n_frames": n_frames,
+        "width": width,
+        "height": height,
+        "src_width": info.video.width,
+        "src_height": info.video.height,
+        "src_fps": round(info.video.avg_fps or info.video.real_fps or 0.0, 6),
+        "rotation": info.video.rotation,
+    }
+
+
+def _one_stream_row(info: MediaInfo, cfg: ExtractConfig, duration_s: float) -> dict[str, Any]:
+    """Manifest columns of a one-stream clip; the absent video's columns are 0
+    (`n_frames`, sizes, `src_fps`, `rotation`)."""
+    return {
+        "duration_s": round(duration_s, 6),
+        "fps": cfg.fps,
+        "n_frames": 0,
+        "width": 0,
+        "height": 0,
+        "sample_rate": cfg.sample_rate,
+        "src_width": 0,
+        "src_height": 0,
+        "src_fps": 0.0,
+        "rotation": 0,
+        "src_format": info.format_name,
+    }
+
+
+def _decode_audio(
+    src: Path, info: MediaInfo, sample_rate: int, *, own_axis: bool = False
+) -> np.ndarray:
+    """Mono int16 samples on the video's time axis (start padded/trimmed, see module doc);
+    `own_axis` (or no video): t = 0 is the first audio sample."""
+    assert info.audio is not None
+    own_axis = own_axis or info.video is None
+    offset = 0.0 if own_axis else info.audio.start_s - info.video.start_s  # type: ignore[union-attr]
     stream = (
         ffmpeg.input(_file_url(src))[str(info.audio.index)]
         .filter("asetpts", f"PTS-STARTPTS+({offset:.6f}/TB)")

@@ -24,6 +24,7 @@ from aver.models.layers import (
     PostNormAttention,
     PostNormFeedForward,
     masked_max,
+    modality_present,
 )
 from aver.models.output import ModelOutput
 from aver.models.spec import InputDims
@@ -106,4 +107,5 @@ class AVTCA(nn.Module):
             self.head(self.drop(fused)),
             branch_logits=branches,
             branch_weight=self.unimodal_weight,
+            branch_present=modality_present(am, vm) if branches else {},
         )

@@ -4,7 +4,8 @@ audio_only / video_only: the front-end of one modality (AVT-CA's, or an embeddin
 Linear to d -> pre-LN Transformer blocks (rotary positions per `cfg.position`; for one modality
 index and time RoPE differ only in scale) -> LayerNorm -> masked pooling -> Linear.
 late_fusion: the average of an audio_only and a video_only model's logits, trained jointly
-(with `unimodal_weight > 0` each branch also gets its own cross-entropy loss).
+(with `unimodal_weight > 0` each branch also gets its own cross-entropy loss); a clip without
+one modality (its mask all False) gets the other branch's logits alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import torch
 from torch import nn
 
 from aver.models.encoders import audio_frontend, video_frontend
-from aver.models.layers import EncoderBlock, check_heads, masked_pool, pool_width
+from aver.models.layers import (
+    EncoderBlock,
+    check_heads,
+    masked_pool,
+    modality_present,
+    pool_width,
+)
 from aver.models.output import ModelOutput
 from aver.models.rotary import rope_frequencies, sequence_rotation
 from aver.models.spec import InputDims, TokenModelConfig
@@ -73,7 +80,7 @@ def video_only(cfg: TokenModelConfig, *, n_classes: int, dims: InputDims) -> Uni
 
 
 class LateFusion(nn.Module):
-    """Average of the unimodal models' logits."""
+    """Average of the unimodal models' logits over the modalities a clip has."""
 
     def __init__(self, cfg: TokenModelConfig, *, n_classes: int, dims: InputDims):
         super().__init__()
@@ -83,8 +90,12 @@ class LateFusion(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         branches = {"audio": self.audio(batch).logits, "video": self.video(batch).logits}
+        present = modality_present(batch["audio_mask"], batch["video_mask"])
+        weights = {m: present[m].unsqueeze(1).to(branches[m].dtype) for m in branches}
+        total = weights["audio"] * branches["audio"] + weights["video"] * branches["video"]
         return ModelOutput(
-            (branches["audio"] + branches["video"]) / 2,
+            total / (weights["audio"] + weights["video"]).clamp(min=1.0),
             branch_logits=branches,
             branch_weight=self.unimodal_weight,
+            branch_present=present,
         )

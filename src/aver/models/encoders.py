@@ -50,15 +50,15 @@ def masked_time_pool(x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, p
     The last window may be partial (like ceil_mode), so no real frame is dropped.
     """
     b, t, c = x.shape
-    extra = (-t) % p
-    if extra:
-        x = F.pad(x, (0, 0, 0, extra))
-        mask = F.pad(mask, (0, extra), value=False)
-        last = times[:, -1:]
-        step = (times[:, -1:] - times[:, -2:-1]) if t > 1 else torch.zeros_like(last)
-        more = last + step * torch.arange(1, extra + 1, device=x.device, dtype=times.dtype)
-        times = torch.cat([times, more], dim=1)
-    n = x.shape[1] // p
+    # pad by p - 1 frames, then keep n * p: no branch on t, so a traced or exported graph
+    # (aver.export) pools any length as this does
+    n = (t + p - 1) // p
+    x = F.pad(x, (0, 0, 0, p - 1))[:, : n * p]
+    mask = F.pad(mask, (0, p - 1), value=False)[:, : n * p]
+    last = times[:, -1:]
+    step = (times[:, -1:] - times[:, -2:-1]) if t > 1 else torch.zeros_like(last)
+    more = last + step * torch.arange(1, p, device=x.device, dtype=times.dtype)
+    times = torch.cat([times, more], dim=1)[:, : n * p]
     xw = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).view(b, n, p, c)
     mw = mask.view(b, n, p)
     new_mask = mw.any(-1)

@@ -1,7 +1,8 @@
 """Attention blocks and masked pooling shared by the models.
 
 Masks are bool, True where a position is real. Padded keys never receive attention weight;
-a query whose keys are all padding gets a zero attention output (not NaN).
+a query whose keys are all padding gets a zero attention output (not NaN), and pooling over no
+real position gives zero: a clip without one modality (all its mask False) stays finite.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
 def pool_width(d: int, how: str) -> int:
     """Output width of masked_pool for feature width d."""
     return 2 * d if how == "meanmax" else d
+
+
+def modality_present(a_mask: torch.Tensor, v_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(B,) bool per modality: the clip has at least one real audio / video position."""
+    return {"audio": a_mask.any(1), "video": v_mask.any(1)}
 
 
 class BranchHeads(nn.Module):

@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from aver.models.encoders import audio_frontend, video_frontend
-from aver.models.layers import BranchHeads, EncoderBlock, check_heads, masked_pool, pool_width
+from aver.models.layers import (
+    BranchHeads,
+    EncoderBlock,
+    check_heads,
+    masked_pool,
+    modality_present,
+    pool_width,
+)
 from aver.models.losses import CTMHead, ctm_loss
 from aver.models.msan_config import MSANConfig
 from aver.models.output import ModelOutput
@@ -112,7 +119,11 @@ class MSANCore(nn.Module):
             aux["ctm"] = self.cfg.ctm_weight * loss
         branches = self.branches(pa, a_mask, pv, v_mask) if self.branches is not None else {}
         return ModelOutput(
-            logits, aux, branch_logits=branches, branch_weight=self.cfg.unimodal_weight
+            logits,
+            aux,
+            branch_logits=branches,
+            branch_weight=self.cfg.unimodal_weight,
+            branch_present=modality_present(a_mask, v_mask) if branches else {},
         )
 
 

@@ -16,7 +16,7 @@ from aver.config import Params
 from aver.errors import ConfigError
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
-from aver.models import InputDims, build_model
+from aver.models import MODEL_CONFIGS, InputDims, build_model
 from aver.tracking import runs
 from aver.training.loop import fit, resolve_device, seed_everything
 from aver.training.state import FitResult
@@ -49,6 +49,30 @@ def cache_dims(cache: FeatureCache) -> dict[str, int]:
     return dims.kwargs()
 
 
+def check_modalities(params: Params, cache: FeatureCache) -> None:
+    """ConfigError when the model reads an input the cache's clips lack (meta.json
+    `modalities`: an audio-only dataset has no video)."""
+    model = params.train.model
+    lacking = [m for m in type(model).modalities if m not in cache.modalities]
+    if not lacking:
+        return
+    dataset = cache.meta.get("dataset") or params.data.dataset
+    has = set(cache.modalities)
+    usable = [n for n, (c, _) in MODEL_CONFIGS.items() if set(c.modalities) <= has]
+    raise ConfigError(
+        f"train.model.name {model.name!r} reads {' and '.join(lacking)}, but dataset "
+        f"{dataset!r} has no {' or '.join(lacking)} (its clips are "
+        f"{' and '.join(cache.modalities)} files; {cache.path / 'meta.json'})",
+        fix=f"use {' or '.join(usable)} (train.model.name)",
+    )
+
+
+def modality_dropout(params: Params) -> float:
+    """train.modality_dropout for a fusion model; 0 for a unimodal one (it has one input)."""
+    fusion = len(type(params.train.model).modalities) > 1
+    return float(params.train.modality_dropout) if fusion else 0.0
+
+
 def resolve_folds(spec: Any, n_folds: int, source: str = "train.folds") -> list[int]:
     """`all` -> every fold; a list is checked against the cache's fold count."""
     folds = list(range(n_folds)) if spec == "all" else sorted(set(int(f) for f in spec))
@@ -78,6 +102,7 @@ def prepare_fold(
     if not isinstance(cache, FeatureCache):
         cache = FeatureCache(cache)
     cfg = params.train
+    check_modalities(params, cache)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     workers = cfg.num_workers if num_workers is None else num_workers
     pin = resolve_device(cfg.device).type == "cuda"
@@ -90,6 +115,7 @@ def prepare_fold(
         seed=cfg.seed,
         num_workers=workers,
         augment=cfg.augment,
+        modality_dropout=modality_dropout(params),
         pin_memory=pin,
         rank=rank,
         world_size=world_size,

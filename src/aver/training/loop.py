@@ -79,12 +79,22 @@ def config_fingerprint(cfg: TrainConfig, extra: str = "") -> str:
 
 
 def total_loss(out: Any, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """CE(logits, label) + weighted CE of each branch classifier + the (weighted) aux losses."""
+    """CE(logits, label) + weighted CE of each branch classifier (over the clips that have its
+    modality, `ModelOutput.branch_present`) + the (weighted) aux losses."""
     loss = F.cross_entropy(out.logits.float(), labels, label_smoothing=label_smoothing)
     weight = float(getattr(out, "branch_weight", 0.0))
+    present = getattr(out, "branch_present", None) or {}
     if weight > 0:
-        for logits in out.branch_logits.values():
-            ce = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        for name, logits in out.branch_logits.items():
+            ce = F.cross_entropy(
+                logits.float(), labels, label_smoothing=label_smoothing, reduction="none"
+            )
+            keep = present.get(name)
+            if keep is None:
+                ce = ce.mean()
+            else:  # mean over the clips with this modality (0 when none has it); no host sync
+                k = keep.to(ce.dtype)
+                ce = (ce * k).sum() / k.sum().clamp(min=1.0)
             loss = loss + weight * ce
     aux = getattr(out, "aux_losses", None) or {}
     for value in aux.values():

@@ -39,7 +39,13 @@ from aver.redact import redact_obj, redact_uri
 from aver.resolution import resolve
 from aver.tracking import card_doc, registry, runs
 from aver.training import checkpoints, ddp, plots
-from aver.training.folds import FoldSetup, prepare_fold, resolve_folds, with_seed
+from aver.training.folds import (
+    FoldSetup,
+    check_modalities,
+    prepare_fold,
+    resolve_folds,
+    with_seed,
+)
 from aver.training.loop import (
     FitResult,
     config_fingerprint,
@@ -178,6 +184,7 @@ def _plan(params: Params) -> TrainRun:
     resolved, applied = res.params, res.applied
     cfg = resolved.train
     cache = FeatureCache(resolved.cache.out)
+    check_modalities(resolved, cache)  # a video model on an audio-only dataset: refused here
     folds = resolve_folds(cfg.folds, cache.n_folds)
     model_fold = folds[0] if cfg.model_fold is None else cfg.model_fold
     if model_fold not in folds:

@@ -1,0 +1,57 @@
+"""`aver predict VIDEO`: emotion probabilities for a new video, through the pipeline's own code.
+
+The video goes through the functions the stages run: `aver.media.extract.extract_clip` (into a
+temporary directory), the align stage's detect-track-align (`aver.predict.faces`, streamed), and
+the cache stage's window features (`aver.inference.windows_arrays`), then the trained network.
+Every setting that shapes the input comes from the model file's card (`aver.predict.model`).
+
+Whole clip: windows of `cache.window_s` slide over the whole clip every
+`aver.inference.TIMELINE_HOP_S` (1 s; the last window ends at the clip's end, a clip shorter
+than the window is one padded window). Each window gets the model's probabilities; the headline
+is the **mean of the window probabilities** over the windows scored (JSON: `aggregate`), and
+the JSON lists every window (`windows`: start, end, probabilities, modalities). Long videos are
+processed window by window with bounded memory (`aver.predict.windows`).
+
+Missing inputs (`aver.predict.modalities`): a file without a sound track, a clip or a window
+without a face, is scored from the input that is there when the model can do without the other
+(a unimodal model, or a fusion model trained with `train.modality_dropout > 0`); JSON
+`modalities` and `notes` say what was used. Otherwise it is refused with the reason.
+
+Modules: model (loading, input settings), modalities (what is read), faces (streamed
+detect-track-align), windows (batched window scoring), result (Prediction, JSON, table),
+pipeline (`predict_video`), command (`aver predict`), steps (the `--profile` timings).
+"""
+
+from aver.predict.command import main, one_line, run
+from aver.predict.model import (
+    DEFAULT_MODEL,
+    InputSettings,
+    card_encoders,
+    download_model,
+    input_settings,
+    is_model_uri,
+    load_model,
+)
+from aver.predict.pipeline import check_media, extract_media, media_error, predict_video
+from aver.predict.result import AGGREGATE, Prediction, WindowResult, format_table
+
+__all__ = [
+    "AGGREGATE",
+    "DEFAULT_MODEL",
+    "InputSettings",
+    "Prediction",
+    "WindowResult",
+    "card_encoders",
+    "check_media",
+    "download_model",
+    "extract_media",
+    "format_table",
+    "input_settings",
+    "is_model_uri",
+    "load_model",
+    "main",
+    "media_error",
+    "one_line",
+    "predict_video",
+    "run",
+]
