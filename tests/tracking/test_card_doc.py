@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from aver.config import TrackingConfig, parse_params
-from aver.datasets import DATASETS, get_dataset
+from aver.datasets import DATASETS
+from aver.datasets.scope import SCOPES
 from aver.model_card import ModelCard, card_from_params
 from aver.tracking import card_doc, registry, runs
 from aver.tracking.card_doc import CardInputs, render, split_counts
@@ -129,7 +130,7 @@ def test_render_has_every_section_and_the_inputs_numbers():
     assert "reported once" in text and "optimistic" in text
     # never shown, intended use and uses to avoid
     never = text.split("## What the model was never shown")[1].split("##")[0]
-    assert all(x in never for x in get_dataset("ravdess").scope.never_shown)
+    assert all(x in never for x in SCOPES["ravdess"].never_shown)
     assert "acted emotional speech" in text.split("## Intended use")[1]
     avoid = text.split("## Uses to avoid")[1]
     assert "across cultures" in avoid and "decisions about individuals" in avoid
@@ -173,7 +174,8 @@ def test_an_old_card_without_the_data_record_still_renders():
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_every_dataset_says_what_it_holds(name):
-    scope = get_dataset(name).scope
+    assert set(SCOPES) == set(DATASETS)
+    scope = SCOPES[name]
     assert scope.about and scope.speech and scope.never_shown
     assert scope.synthetic == (name == "demo")
 

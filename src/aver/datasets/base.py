@@ -33,30 +33,12 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Scope:
-    """What a dataset holds and what a model trained on it never saw (the human model card)."""
-
-    about: str  # who and what is recorded, in one sentence
-    speech: str  # the kind of expression, e.g. "acted emotional speech"
-    never_shown: tuple[str, ...]  # conditions absent from the data
-    synthetic: bool = False  # generated, no real person
-
-
 class DatasetSpec(ABC):
     """A dataset: its classes, its remote sources, and how to list samples from files on disk."""
 
     name: ClassVar[str]
     classes: ClassVar[tuple[str, ...]]
     n_folds: ClassVar[int] = 5
-    scope: ClassVar[Scope] = Scope(
-        about="clips you supplied (the folder dataset's index)",
-        speech="the expressions in your clips",
-        never_shown=(
-            "anything your folder does not hold: check its speakers, languages, ages, "
-            "recording conditions and whether the emotions are acted or spontaneous",
-        ),
-    )
 
     def class_names(self, params: Params) -> tuple[str, ...]:
         """The class list (label index order); datasets whose classes come from data override."""

@@ -31,7 +31,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from aver.config import CremadConfig, Params
-from aver.datasets.base import DatasetSpec, Sample, Scope, Source
+from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.errors import DataError, DownloadError
 from aver.io.http import fetch_bytes, new_session
 
@@ -194,18 +194,6 @@ def table_path(root: Path, cfg: CremadConfig, name: str) -> Path:
 class CremadDataset(DatasetSpec):
     name = "cremad"
     classes = CLASSES
-    scope = Scope(
-        about="CREMA-D: 91 actors (48 male, 43 female, ages 20-74, several ethnicities) saying "
-        "12 English sentences with acted emotions, frontal faces, studio recordings",
-        speech="acted emotional speech",
-        never_shown=(
-            "spontaneous (non-acted) emotional speech and expressions",
-            "languages other than English, cultures outside the United States",
-            "children",
-            "non-frontal faces, occlusion, poor lighting, noisy rooms, phone microphones",
-            "conversations between several people",
-        ),
-    )
     n_folds = 5
 
     def modalities(self, params: Params, samples: list[Sample]) -> tuple[str, ...]:

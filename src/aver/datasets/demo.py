@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from aver.config import DemoConfig, Params
-from aver.datasets.base import DatasetSpec, Sample, Scope
+from aver.datasets.base import DatasetSpec, Sample
 from aver.datasets.demo_audio import (
     Syllable,
     draw_prosody,
@@ -258,16 +258,6 @@ class DemoDataset(DatasetSpec):
 
     name = "demo"
     classes = tuple(EMOTIONS)
-    scope = Scope(
-        about="aver's synthetic demo data: generated voices (tones with prosody) and rendered "
-        "cartoon faces, no real person",
-        speech="synthetic demo data only",
-        never_shown=(
-            "any real person, voice or face: synthetic demo data only; the model says nothing "
-            "about real emotions",
-        ),
-        synthetic=True,
-    )
     n_folds = 3
 
     def materialize(self, root: Path, params: Params) -> None:

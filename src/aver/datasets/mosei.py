@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aver.config import MoseiConfig, Params
-from aver.datasets.base import DatasetSpec, Sample, Scope, Source
+from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -108,19 +108,6 @@ def read_labels(path: str | Path) -> list[dict[str, Any]]:
 class MoseiDataset(DatasetSpec):
     name = "mosei"
     classes = CLASSES
-    scope = Scope(
-        about="CMU-MOSEI: English YouTube opinion monologues, one speaker facing the camera, "
-        "labelled by the dominant crowd-rated emotion",
-        speech="spontaneous English monologues to a camera",
-        never_shown=(
-            "languages other than English",
-            "conversations between several people, children",
-            "settings other than a person talking to their own camera (calls, meetings, "
-            "surveillance footage)",
-            "speaker-independence holds per video only: a speaker in several videos may be in "
-            "train and test",
-        ),
-    )
     n_folds = 5
 
     def sources(self, params: Params) -> list[Source]:

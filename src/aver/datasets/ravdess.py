@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aver.config import Params
-from aver.datasets.base import DatasetSpec, Sample, Scope, Source
+from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.errors import DataError, DownloadError
 from aver.io.http import fetch_json
 
@@ -156,18 +156,6 @@ def record_files(record: Any) -> dict[str, dict[str, Any]]:
 class RavdessDataset(DatasetSpec):
     name = "ravdess"
     classes = EMOTIONS
-    scope = Scope(
-        about="RAVDESS: 24 professional North-American actors (12 female, 12 male) saying two "
-        "neutral English sentences with acted emotions, frontal faces, studio recordings",
-        speech="acted emotional speech",
-        never_shown=(
-            "spontaneous (non-acted) emotional speech and expressions",
-            "languages other than English and accents other than North-American",
-            "other cultures, children and older adults (the actors are young adults)",
-            "non-frontal faces, occlusion, poor lighting, noisy rooms, phone microphones",
-            "conversations between several people",
-        ),
-    )
     n_folds = 6
 
     def sources(self, params: Params) -> list[Source]:

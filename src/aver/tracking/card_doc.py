@@ -4,8 +4,8 @@ The machine card inside model.pt (`aver.model_card.ModelCard`) gives the archite
 encoders and the training run; its `run` record also holds the dataset name, protocol and the
 model fold's split sizes and class counts (`split_counts`). Validation metrics come from the
 train stage's runs, test metrics (with 95% intervals) from the evaluate stage's metrics.json;
-what the data never showed comes from the dataset's `Scope` (aver.datasets). Nothing in the text
-is a number typed here: every figure is read from those records.
+what the data never showed from the dataset's `Scope` (aver.datasets.scope). No number in the
+text is typed here: every figure is read from those records.
 
 The train stage writes `models/MODEL_CARD.md` (validation only) and sets it as the registered
 version's description; the evaluate stage writes `reports/MODEL_CARD.md` with the test metrics
@@ -21,8 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from aver.datasets import DATASETS, get_dataset
-from aver.datasets.base import Scope
+from aver.datasets.scope import SCOPES, Scope
 from aver.io.atomic import write_text
 from aver.model_card import ModelCard
 from aver.tracking import registry
@@ -79,7 +78,7 @@ def val_runs_of(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def scope_of(dataset: str | None) -> Scope | None:
-    return get_dataset(dataset).scope if dataset in DATASETS else None
+    return SCOPES.get(dataset) if dataset else None
 
 
 def render(inp: CardInputs) -> str:
