@@ -36,7 +36,14 @@ NOT_AFFECTING: dict[str, dict[str, str]] = {
         **_FEATURES,
         "train.tuned_params": "what train reads; tune writes tune.out",
     },
-    "train": _FEATURES,
+    "train": {
+        **_FEATURES,
+        **{
+            key: "read by aver.predict, which the logged pyfunc runs when it is served (with "
+            "the model card's settings), not by the train stage"
+            for key in ("align", "extract", "download", "data.root")
+        },
+    },
     "evaluate": _FEATURES,
 }
 
