@@ -313,6 +313,19 @@ def test_the_demo_model_scores_silent_clips_from_the_face(demo_pipeline, tmp_pat
 
 
 @pytest.mark.e2e
+def test_the_demo_model_scores_a_faceless_clip_from_the_voice(demo_pipeline, tmp_path):
+    repo, env = demo_pipeline
+    video = _tiny_video(tmp_path / "pattern.mp4")
+    proc = _predict(repo, env, str(video), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["modalities"] == ["audio"]
+    assert doc["detection_rate"] == 0.0
+    assert any("face" in note for note in doc["notes"]), doc["notes"]
+    assert sum(doc["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.e2e
 def test_predict_table_from_the_registered_champion(demo_pipeline):
     repo, env = demo_pipeline
     clip = _test_clips(repo).iloc[0]
@@ -339,7 +352,8 @@ def test_predict_bad_input_exits_non_zero(demo_pipeline, tmp_path, kind, reason)
         video.write_text("meeting notes, not a video\n")
     elif kind == "noface":
         _tiny_video(video)
-    proc = _predict(repo, env, str(video))
+    # the demo model (modality dropout) scores a face-less clip from the voice: V1 cannot
+    proc = _predict(repo, env, str(video), *(["--model", str(V1)] if kind == "noface" else []))
     assert proc.returncode == 1
     assert proc.stdout == ""
     last = proc.stderr.strip().splitlines()[-1]

@@ -123,6 +123,8 @@ def test_local_weights_run_through_evaluate_and_predict(
     assert "cache" in planned and not planned & {"download", "extract", "align"}, planned
 
 
+# slow (about 2 min); downloads are unit-tested in tests/encoders, tests/io/test_weights.py
+@pytest.mark.slow
 def test_weights_download_from_a_loopback_server(
     demo_pipeline, encoder_weights_dir, http_server, tmp_path
 ):

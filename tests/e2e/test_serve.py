@@ -84,7 +84,7 @@ def test_the_tensor_batch_still_works(served):
         mlflow.set_tracking_uri(None)
     status, doc = post(url, {"inputs": {k: np.asarray(v).tolist() for k, v in example.items()}})
     assert status == 200, doc
-    assert doc["predictions"] == pytest.approx(expected.tolist(), abs=1e-5)
+    np.testing.assert_allclose(np.asarray(doc["predictions"]), expected, atol=1e-5)
 
 
 def test_bad_input_is_a_readable_400(served, tmp_path):

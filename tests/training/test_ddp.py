@@ -110,6 +110,8 @@ def test_ray_executor_is_one_ddp_run_with_local_outputs(
     assert _epochs(tmp_path / "ray" / "models" / "checkpoints" / "ray" / "fold-0") == {EPOCHS}
 
 
+# slow (over a minute); local-executor resume is tested in tests/training/test_stage.py
+@pytest.mark.slow
 def test_killed_ray_run_resumes_from_its_checkpoint(
     embedded_store, tiny_cache, tmp_path, local_ray
 ):

@@ -42,6 +42,8 @@ def _alive_nodes(address: str, env: dict[str, str]) -> int:
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
 
 
+# slow (about a minute or more); tests/tuning/test_autoscaler.py runs trials on added worker nodes
+@pytest.mark.slow
 def test_sweep_runs_on_both_nodes_of_a_two_node_cluster(tmp_path, tiny_cache, venv_env):
     env = {k: v for k, v in venv_env.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")

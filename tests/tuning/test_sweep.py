@@ -92,6 +92,8 @@ def test_sweep_nests_trials_retries_a_crash_and_writes_best_params(tmp_path, tin
     assert {"sweep/best_params.yaml", "sweep/results.csv", "sweep/sweep.png"} <= artifacts
 
 
+# slow (about a minute or more); a rerun resuming the sweep is tested after SIGTERM in this file
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, tiny_cache, venv_env):
     params = write_params(
         tmp_path, tiny_cache, num_samples=4, max_epochs=4, max_concurrent=1, scheduler="fifo"

@@ -114,7 +114,8 @@ def format_table(pred: Prediction, bar_width: int = 30) -> str:
         if n
         else ""
     )
-    faces = f", face in {pred.detection_rate:.0%} of frames" if "video" in pred.modalities else ""
+    face_rate = f", face in {pred.detection_rate:.0%} of frames"
+    faces = face_rate if "video" in pred.modalities or not pred.modalities else ""
     lines = [
         f"video: {pred.video} ({pred.duration_s:.2f} s{faces}){source}",
         f"{'class':<{width}}  probability{whole}",
