@@ -27,6 +27,8 @@ own time axis (t = 0 its first frame or sample); the missing output is not writt
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -97,12 +99,7 @@ def extract_clip(
     max_frames = math.floor(len(audio) / cfg.sample_rate * cfg.fps + 1e-6)
     if max_frames < 1:
         raise ExtractError("audio is shorter than one video frame after alignment", src)
-    width, height = output_size(*info.video.display_size, cfg.max_side)
-    with atomic_path(video_out, suffix=".mp4") as tmp_video:
-        _encode_video(src, info, tmp_video, cfg, width, height, max_frames)
-        n_frames = _count_frames(tmp_video)
-        if n_frames < 1:
-            raise ExtractError("ffmpeg wrote no video frames", src)
+    with _written_video(src, info, video_out, cfg, max_frames) as (n_frames, width, height):
         n_samples = round(n_frames * cfg.sample_rate / cfg.fps)
         with atomic_path(audio_out, suffix=".wav") as tmp_audio:
             samples = np.pad(audio[:n_samples], (0, max(0, n_samples - len(audio))))
@@ -149,12 +146,8 @@ def _video_only(src: Path, info: MediaInfo, video_out: str | Path, cfg: ExtractC
     """A source without audio: the video as usual (t = 0 its first frame), no wav."""
     assert info.video is not None
     max_frames = max(1, math.floor(info.video.duration_s * cfg.fps + 1e-6))
-    width, height = output_size(*info.video.display_size, cfg.max_side)
-    with atomic_path(video_out, suffix=".mp4") as tmp_video:
-        _encode_video(src, info, tmp_video, cfg, width, height, max_frames)
-        n_frames = _count_frames(tmp_video)
-        if n_frames < 1:
-            raise ExtractError("ffmpeg wrote no video frames", src)
+    with _written_video(src, info, video_out, cfg, max_frames) as (n_frames, width, height):
+        pass
     row = _one_stream_row(info, cfg, n_frames / cfg.fps)
     return {
         **row,
@@ -168,6 +161,23 @@ def _video_only(src: Path, info: MediaInfo, video_out: str | Path, cfg: ExtractC
         "src_fps": round(info.video.avg_fps or info.video.real_fps or 0.0, 6),
         "rotation": info.video.rotation,
     }
+
+
+@contextmanager
+def _written_video(
+    src: Path, info: MediaInfo, video_out: str | Path, cfg: ExtractConfig, max_frames: int
+) -> Iterator[tuple[int, int, int]]:
+    """Encode at most `max_frames` frames of `src` into `video_out`, atomically: the file is
+    in place once the block (which may write the matching audio) ends without an error.
+    Yields (frames written, width, height)."""
+    assert info.video is not None
+    width, height = output_size(*info.video.display_size, cfg.max_side)
+    with atomic_path(video_out, suffix=".mp4") as tmp_video:
+        _encode_video(src, info, tmp_video, cfg, width, height, max_frames)
+        n_frames = _count_frames(tmp_video)
+        if n_frames < 1:
+            raise ExtractError("ffmpeg wrote no video frames", src)
+        yield n_frames, width, height
 
 
 def _one_stream_row(info: MediaInfo, cfg: ExtractConfig, duration_s: float) -> dict[str, Any]:
