@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -26,6 +25,7 @@ from aver.predict import (
     one_line,
 )
 from aver.predict_plot import timeline_png, timeline_steps
+from tests.support.pipeline import aver_predict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 V1 = Path(__file__).parent / "fixtures" / "model-v1.pt"  # msan, no modality dropout
@@ -207,17 +207,6 @@ def _tiny_video(path: Path, audio: bool = True) -> Path:
 # ---- end to end on the pipeline's demo ------------------------------------------------------
 
 
-def _predict(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "aver.cli", "predict", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def _test_clips(repo: Path) -> pd.DataFrame:
     """Test-split clips of the model fold (speakers the model never saw), with their paths."""
     from aver.training.checkpoints import read_model_file
@@ -236,7 +225,7 @@ def test_predict_json_and_timeline(demo_pipeline, tmp_path):
     clip = _test_clips(repo).iloc[0]
     video = repo / "data" / "raw" / clip["path"]
     png = tmp_path / "timeline.png"
-    proc = _predict(repo, env, str(video), "--json", "--timeline", str(png))
+    proc = aver_predict(repo, env, str(video), "--json", "--timeline", str(png))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # stdout holds only the JSON
     classes = json.loads((repo / "data" / "raw" / "dataset.json").read_text())["classes"]
@@ -316,7 +305,7 @@ def test_the_demo_model_scores_silent_clips_from_the_face(demo_pipeline, tmp_pat
 def test_the_demo_model_scores_a_faceless_clip_from_the_voice(demo_pipeline, tmp_path):
     repo, env = demo_pipeline
     video = _tiny_video(tmp_path / "pattern.mp4")
-    proc = _predict(repo, env, str(video), "--json")
+    proc = aver_predict(repo, env, str(video), "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["modalities"] == ["audio"]
@@ -330,7 +319,7 @@ def test_predict_table_from_the_registered_champion(demo_pipeline):
     repo, env = demo_pipeline
     clip = _test_clips(repo).iloc[0]
     video = repo / "data" / "raw" / clip["path"]
-    proc = _predict(repo, env, str(video), "--model", "models:/aver-demo@champion")
+    proc = aver_predict(repo, env, str(video), "--model", "models:/aver-demo@champion")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     rows = [line.split() for line in lines[2:-1]]
@@ -353,7 +342,7 @@ def test_predict_bad_input_exits_non_zero(demo_pipeline, tmp_path, kind, reason)
     elif kind == "noface":
         _tiny_video(video)
     # the demo model (modality dropout) scores a face-less clip from the voice: V1 cannot
-    proc = _predict(repo, env, str(video), *(["--model", str(V1)] if kind == "noface" else []))
+    proc = aver_predict(repo, env, str(video), *(["--model", str(V1)] if kind == "noface" else []))
     assert proc.returncode == 1
     assert proc.stdout == ""
     last = proc.stderr.strip().splitlines()[-1]
@@ -370,7 +359,7 @@ def test_predict_on_a_real_clip(demo_pipeline, dataset):
 
     repo, env = demo_pipeline
     clip = real_clips(dataset).iloc[0]
-    proc = _predict(repo, env, clip.file, "--json")
+    proc = aver_predict(repo, env, clip.file, "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     classes = json.loads((repo / "data" / "raw" / "dataset.json").read_text())["classes"]

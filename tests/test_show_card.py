@@ -4,22 +4,10 @@ the model file and of the registered champion, the pipeline's MODEL_CARD.md file
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-
-def _predict(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "aver.cli", "predict", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from tests.support.pipeline import aver_predict
 
 
 @pytest.mark.e2e
@@ -34,7 +22,7 @@ def test_card_of_the_model_file_and_the_champion(demo_pipeline):
     assert "`demo`, synthetic (generated)" in full and "synthetic demo data only" in full
 
     # the model file: its own card and validation record; no test numbers in it
-    proc = _predict(repo, env, "--card")
+    proc = aver_predict(repo, env, "--card")
     assert proc.returncode == 0, proc.stderr
     own = proc.stdout
     assert own.startswith("# Model card: ") and "(model file)" in own.splitlines()[0]
@@ -43,7 +31,7 @@ def test_card_of_the_model_file_and_the_champion(demo_pipeline):
     assert "Not evaluated yet" in own and "## Uses to avoid" in own
 
     # the registered champion: the card evaluate published (description and artifact)
-    proc = _predict(repo, env, "--model", "models:/aver-demo@champion", "--card")
+    proc = aver_predict(repo, env, "--model", "models:/aver-demo@champion", "--card")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == full
 
@@ -51,5 +39,5 @@ def test_card_of_the_model_file_and_the_champion(demo_pipeline):
 @pytest.mark.e2e
 def test_predict_without_a_video_or_card_is_a_usage_error(demo_pipeline):
     repo, env = demo_pipeline
-    proc = _predict(repo, env)
+    proc = aver_predict(repo, env)
     assert proc.returncode == 2 and "a video is required (or --card" in proc.stderr

@@ -54,21 +54,8 @@ def mlflow_server(
         "--backend-store-uri", f"sqlite:///{store_db}",
         "--artifacts-destination", str(artifacts),
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not answers(f"{url}/health"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"mlflow server did not come up on {url}:\n{tail}")
-            time.sleep(0.3)
+    with _serving(cmd, port, "/health", cwd, env, log_path, timeout_s, 0.3) as url:
         yield url
-    finally:
-        stop_process_group(proc)
 
 
 @contextmanager
@@ -89,6 +76,23 @@ def model_server(
         sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
         "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "--workers", "1",
     ]  # fmt: skip
+    with _serving(cmd, port, "/ping", cwd, env, log_path, timeout_s, 0.5) as url:
+        yield url
+
+
+@contextmanager
+def _serving(
+    cmd: list[str],
+    port: int,
+    health: str,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    timeout_s: float,
+    poll_s: float,
+) -> Iterator[str]:
+    """Start `cmd` (a server on 127.0.0.1:`port`) in its own process group, wait until
+    `health` answers, yield the base URL, stop the group afterwards."""
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -96,11 +100,11 @@ def model_server(
         )
     try:
         deadline = time.monotonic() + timeout_s
-        while not answers(f"{url}/ping"):
+        while not answers(f"{url}{health}"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"mlflow models serve did not come up on {url}:\n{tail}")
-            time.sleep(0.5)
+                raise RuntimeError(f"{' '.join(cmd[2:])} did not come up on {url}:\n{tail}")
+            time.sleep(poll_s)
         yield url
     finally:
         stop_process_group(proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,15 @@ def dvc(repo: Path, env: dict[str, str], *args: str, timeout: float = 900) -> st
             f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         )
     return proc.stdout + proc.stderr
+
+
+def aver_predict(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`python -m aver.cli predict ARGS` in `repo` (its stdout and stderr captured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "aver.cli", "predict", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
