@@ -25,6 +25,7 @@ from torch import nn
 
 import aver
 from aver.errors import AverError, ConfigError
+from aver.features.window import ARRAYS
 from aver.io.atomic import atomic_path, write_json
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aver.export")
 
-INPUT_NAMES = ("audio", "audio_mask", "audio_times", "video", "video_mask", "video_times")
+INPUT_NAMES = ARRAYS  # the model batch tensors, in their order
 OUTPUT_NAMES = ("logits", "probabilities")
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}  # format -> file name
 OPSET = 18

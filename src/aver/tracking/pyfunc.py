@@ -27,8 +27,10 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
+from aver.features.window import ARRAYS
+
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
-INPUT_KEYS = ("audio", "audio_mask", "audio_times", "video", "video_mask", "video_times")
+INPUT_KEYS = ARRAYS  # the model batch tensors (docs/data-contracts.md)
 ARTIFACT_NAME = "model"
 PARAMS_FILE = "params.yaml"  # read only for model files without stored stats (aver.predict)
 
