@@ -415,6 +415,11 @@ class FolderDataset(DatasetSpec):
         ]
         return sorted(out, key=lambda s: s.clip_id)
 
+    def external_inputs(self, root: Path, params: Params, samples: list[Sample]) -> dict[str, Path]:
+        """The CSV (`dataset.csv`) and every listed file (`media/<clip_id><ext>`)."""
+        media = {f"media/{s.clip_id}{Path(s.path).suffix}": root / s.path for s in samples}
+        return {"dataset.csv": csv_path(params.data.folder), **media}
+
 
 def _log_classes(rows: list[FolderRow], cfg: FolderConfig) -> None:
     """INFO: the classes and their clip counts (and which spellings normalisation merged)."""
