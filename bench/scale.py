@@ -60,17 +60,17 @@ def disk_bytes(*paths: Path) -> int:
     seen: set[tuple[int, int]] = set()
     total = 0
     for top in paths:
-        if not top.exists():
-            continue
-        for dirpath, _dirs, files in os.walk(top):
-            for name in files:
-                try:
-                    st = os.lstat(os.path.join(dirpath, name))
-                except OSError:  # removed while walking
-                    continue
-                if (st.st_dev, st.st_ino) not in seen:
-                    seen.add((st.st_dev, st.st_ino))
-                    total += st.st_blocks * 512
+        files = [str(top)] if top.is_file() else []
+        for dirpath, _dirs, names in os.walk(top):
+            files += [os.path.join(dirpath, n) for n in names]
+        for path in files:
+            try:
+                st = os.lstat(path)
+            except OSError:  # removed while walking
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
     return total
 
 
