@@ -158,7 +158,8 @@ def main() -> None:
                 "speakers": speakers,
                 "clips_per_class": per_class,
                 "duration_s": args.duration,
-                "workers": args.workers,
+                # 1: demo generation in a process pool hung in a futex (fork) on this machine
+                "workers": 1,
             },
         },
         "extract": {"workers": args.workers},
