@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from aver.errors import AverError, DataError
+from aver.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from aver.config import CacheConfig
@@ -106,7 +106,7 @@ def predict(
     model.eval()
     ys, preds, probs, ids = [], [], [], []
     loss_sum, n = 0.0, 0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+    for batch in progress_bar(loader, desc=desc, leave=False, disable=not progress):
         batch = move_batch(batch, device)
         with autocast(device, amp and device.type == "cuda"):
             out = model(model_inputs(batch))

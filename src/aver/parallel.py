@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Literal, TypeVar
 
-from tqdm.auto import tqdm
+from aver.progress import bar as progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,7 +38,7 @@ def imap_unordered(
     `executor="ray"` connects to RAY_ADDRESS when set, else starts a local Ray.
     """
     items = list(items)
-    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not items)
+    bar = progress_bar(total=len(items), desc=desc, unit=unit, disable=not items)
     try:
         if executor == "ray":
             yield from _ray_map(fn, items, bar, ray_num_cpus)

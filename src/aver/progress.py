@@ -105,7 +105,12 @@ class PlainBar:
         self.close()
 
     def line(self) -> str:
-        """The progress line now: desc, count (and %), rate, postfix."""
+        """The progress line now: desc, count (and %), rate, postfix; with `each`, a report
+        "desc unit n/total: postfix" (e.g. "train fold 0 epoch 3/60: loss 1.23 ...")."""
+        if self.each:
+            count = f"{self.n:g}/{self.total:g}" if self.total else f"{self.n:g}"
+            head = f"{self.desc} " if self.desc else ""
+            return f"{head}{self.unit} {count}" + (f": {self.postfix}" if self.postfix else "")
         head = f"{self.desc}: " if self.desc else ""
         if self.total:
             count = f"{self.n:g}/{self.total:g} {self.unit} ({100 * self.n / self.total:.0f}%)"
@@ -167,7 +172,7 @@ def bar(
     iterable: Iterable[Any] | None = None,
     *,
     total: float | None = None,
-    desc: str = "",
+    desc: str | None = "",
     unit: str = "it",
     initial: float = 0,
     leave: bool = True,
@@ -194,7 +199,7 @@ def bar(
     return PlainBar(
         iterable,
         total=total,
-        desc=desc,
+        desc=desc or "",
         unit=unit,
         initial=initial,
         leave=leave,
