@@ -296,7 +296,7 @@ class _EpochRunner:
         """Train epoch `state.epoch` (0-based), validate; the epoch's metrics."""
         t0 = time.perf_counter()
         set_loader_epoch(self.train_loader, self.cfg.seed, state.epoch)
-        train_stats, self.clips_per_s = _train_epoch(
+        train_stats, self.clips_per_s = train_epoch(
             self.fmodel,
             self.train_loader,
             state.optimizer,
@@ -335,7 +335,7 @@ def _validate(
     }
 
 
-def _train_epoch(
+def train_epoch(
     model: nn.Module,
     loader: Any,
     optimizer: torch.optim.Optimizer,
