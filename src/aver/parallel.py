@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Literal, TypeVar
 
-from aver.progress import bar as progress_bar
-
 from aver import threads
+from aver.progress import bar as progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
