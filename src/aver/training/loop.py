@@ -182,14 +182,7 @@ def fit(
         log.info("resuming from %s at epoch %d/%d", last, state.epoch, cfg.epochs)
     main = parallel is None or parallel.is_main
     callbacks = default_callbacks(cfg.early_stop_patience, last if main else None, on_epoch)
-    bar = progress_bar(
-        total=cfg.epochs,
-        initial=state.epoch,
-        desc=desc,
-        unit="epoch",
-        disable=not progress or not main,
-        each=True,
-    )
+    bar = _epoch_bar(cfg.epochs, state.epoch, desc, enabled=progress and main)
     try:
         while state.epoch < cfg.epochs and not state.stopped:
             metrics = step(state)
@@ -200,6 +193,13 @@ def fit(
     finally:
         bar.close()
     return state.result(cfg.select)
+
+
+def _epoch_bar(epochs: int, done: int, desc: str, *, enabled: bool) -> Any:
+    """The bar over epochs: tqdm on a terminal, else one plain line per epoch."""
+    return progress_bar(
+        total=epochs, initial=done, desc=desc, unit="epoch", disable=not enabled, each=True
+    )
 
 
 def _epoch_postfix(metrics: Mapping[str, float], clips_per_s: float) -> dict[str, str]:
