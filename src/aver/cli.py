@@ -29,8 +29,23 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in STAGES.items():
         p = sub.add_parser(name, help=f"stage: {help_text}")
         p.add_argument("--params", default="params.yaml")
-    p = sub.add_parser("predict", help="emotion probabilities for one new video")
-    p.add_argument("video", nargs="?", help="path to a video file (mp4, flv, avi, mkv, ...)")
+    p = sub.add_parser("predict", help="emotion probabilities for new videos")
+    p.add_argument(
+        "video",
+        nargs="*",
+        metavar="VIDEO",
+        help="video files (mp4, flv, avi, mkv, ...) or directories of them; several files: "
+        "one row per file",
+    )
+    p.add_argument(
+        "--output",
+        default=None,
+        help="write one row per file to results.csv or results.jsonl (path, label, "
+        "probabilities, windows, modalities, notes, error)",
+    )
+    p.add_argument(
+        "--recursive", action="store_true", help="search directories' subdirectories too"
+    )
     p.add_argument(
         "--model",
         default=None,
@@ -93,10 +108,13 @@ def main(argv: list[str] | None = None) -> None:
 
         card_main(args)
         return
-    if args.video is None:
+    if not args.video:
         parser.error("predict: a video is required (or --card to print the model's card)")
-    from aver.predict import main as predict_main
+    from aver.predict.command import main as predict_main
+    from aver.predict.command import main_and_exit
 
+    if argv is None:  # a process of its own: exit without tearing torch down (about 1 s)
+        main_and_exit(args)
     predict_main(args)
 
 

@@ -172,7 +172,8 @@ def _score_file(
 def format_row(row: dict[str, Any]) -> str:
     """One file's result on a line: path, label and its probability, windows and inputs."""
     if row["error"]:
-        return f"{row['path']}: error: {row['error']}"
+        error = row["error"].removeprefix(f"{row['path']}: ")  # AverError text names the file
+        return f"{row['path']}: error: {error}"
     p = row["probabilities"][row["label"]]
     n = row["n_windows"]
     used = "+".join(row["modalities"])

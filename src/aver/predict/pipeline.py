@@ -97,6 +97,7 @@ def predict_video(
     if not video.is_file():
         raise DataError("file not found", path=video, fix="check the path")
     steps = steps or Steps()
+    say = log.info if progress else log.debug  # many files: one line per file (command)
     with steps.time("probe"):
         info = check_media(video)
     plan = plan_inputs(
@@ -105,14 +106,14 @@ def predict_video(
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="aver-predict-") as tmp:
         work = Path(tmp)
-        log.info("extract: %s", video)
+        say("extract: %s", video)
         with steps.time("extract"):
             row = extract_media(video, settings.extract, work, missing_ok=plan.extract_missing_ok)
         duration = float(row["duration_s"])
         sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
         window = settings.cache.window_s
         starts = window_starts(duration, window)
-        log.info("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
+        say("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
         from aver.predict.windows import score_windows
 
         windows = score_windows(
@@ -155,7 +156,9 @@ def _sources(
         mp4 = Path(row["video"])
         with steps.time("detector build"):
             det = detector(settings.align)
-        log.info("detect + track: detector %s", settings.align.detector)
+        (log.info if progress else log.debug)(
+            "detect + track: detector %s", settings.align.detector
+        )
         with steps.time("detect + track"):
             clip = track_clip(mp4, settings.align, det, duration_s=duration, progress=progress)
         rate = clip.detection_rate
