@@ -10,12 +10,15 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from tqdm.auto import tqdm
 
 from aver.errors import AverError, ConfigError, DataError
+from aver.predict.ahead import extracted_ahead
 from aver.predict.batch import (
     RowWriter,
     failed_row,
@@ -31,7 +34,7 @@ from aver.predict.model import (
     load_model,
     tracking_config,
 )
-from aver.predict.pipeline import check_media, predict_video
+from aver.predict.pipeline import Extracted, check_media, extract_video, predict_video
 from aver.predict.result import Prediction, format_table
 from aver.predict.steps import Steps
 from aver.redact import install_log_redaction
@@ -61,7 +64,7 @@ def process_age_s() -> float | None:
 def videos_of(args: argparse.Namespace) -> list[str]:
     """The VIDEO arguments as a list (`args.video`: one path or several)."""
     given = args.video
-    return [given] if isinstance(given, (str, Path)) else [str(v) for v in given or []]
+    return [str(given)] if isinstance(given, (str, Path)) else [str(v) for v in given or []]
 
 
 def is_batch(args: argparse.Namespace) -> bool:
@@ -99,9 +102,18 @@ def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
     with steps.time("probe"):
         check_media(video)
     trained, settings, spec = load(args, steps)
+    extract = partial(
+        extract_video, trained=trained, settings=settings, model_name=spec, steps=steps,
+        progress=True,
+    )  # fmt: skip
+    ((_, extracted),) = extracted_ahead(
+        [video], extract, meanwhile=_detector_build(trained, settings, steps)
+    )
+    if isinstance(extracted, Exception):
+        raise extracted
     pred = predict_video(
         video, trained, settings, timeline=bool(args.timeline), model_name=spec, steps=steps,
-        progress=True,
+        progress=True, extracted=extracted,
     )  # fmt: skip
     for note in pred.notes:
         if note not in settings.notes:
@@ -138,29 +150,58 @@ def run_many(args: argparse.Namespace, out: TextIO, steps: Steps | None = None) 
     files = media_files(videos_of(args), recursive=bool(getattr(args, "recursive", False)))
     trained, settings, spec = load(args, steps)
     failed = 0
+    extract = partial(
+        extract_video, trained=trained, settings=settings, model_name=spec, steps=steps
+    )
+    build = _detector_build(trained, settings, steps)
     bar = tqdm(total=len(files), desc="predict", unit="file", disable=None)
+    start = time.perf_counter()
     with RowWriter(target, trained.classes) as writer, bar:
-        for k, video in enumerate(files, 1):
-            start = time.perf_counter()
-            row = _score_file(video, trained, settings, spec, steps)
+        for k, (video, extracted) in enumerate(extracted_ahead(files, extract, meanwhile=build), 1):
+            row = _score_file(video, extracted, trained, settings, spec, steps)
             failed += bool(row["error"])
             writer.write(row)
             print(json.dumps(row) if args.json else format_row(row), file=out, flush=True)
             bar.update(1)
             if bar.disable:  # off a terminal: one line per file
-                took = time.perf_counter() - start
+                took, start = time.perf_counter() - start, time.perf_counter()
                 log.info("%d/%d %s (%.2f s)", k, len(files), format_row(row), took)
     if target:
         log.info("%d rows -> %s", len(files), target)
     return failed
 
 
+def _detector_build(
+    trained: TrainedModel, settings: InputSettings, steps: Steps
+) -> Callable[[], object] | None:
+    """The face detector's construction, for a model that reads faces (None otherwise)."""
+    if "video" not in trained.card.modalities():
+        return None
+
+    def build() -> None:
+        from aver.predict.faces import detector
+
+        with steps.time("detector build"):
+            detector(settings.align)
+
+    return build
+
+
 def _score_file(
-    video: Path, trained: TrainedModel, settings: InputSettings, spec: str, steps: Steps
+    video: Path,
+    extracted: Extracted | Exception,
+    trained: TrainedModel,
+    settings: InputSettings,
+    spec: str,
+    steps: Steps,
 ) -> dict[str, Any]:
     """The row of one file; its error recorded (one line) when it cannot be scored."""
     try:
-        pred = predict_video(video, trained, settings, model_name=spec, steps=steps)
+        if isinstance(extracted, Exception):
+            raise extracted
+        pred = predict_video(
+            video, trained, settings, model_name=spec, steps=steps, extracted=extracted
+        )
     except AverError as err:
         return failed_row(video, one_line(err))
     except Exception as err:  # a file the decoders choke on must not end the other files

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,54 @@ def extract_media(
         raise DataError(err.detail, path=video, fix=VIDEO_FIX) from None
 
 
+@dataclass
+class Extracted:
+    """A video probed and converted by the extract stage's code into a temporary directory
+    (removed by `cleanup`): its manifest row and the plan of what to read."""
+
+    video: Path
+    row: dict[str, Any]
+    plan: InputPlan
+    work: tempfile.TemporaryDirectory[str]
+
+    def cleanup(self) -> None:
+        self.work.cleanup()
+
+
+def extract_video(
+    video: str | Path,
+    trained: TrainedModel,
+    settings: InputSettings,
+    *,
+    model_name: str = "",
+    steps: Steps | None = None,
+    progress: bool = False,
+) -> Extracted:
+    """Probe `video`, plan its inputs for the model, extract it (the first half of
+    `predict_video`; safe to run in a thread beside the scoring of another file)."""
+    video = Path(video)
+    if not video.is_file():
+        raise DataError("file not found", path=video, fix="check the path")
+    steps = steps or Steps()
+    with steps.time("probe"):
+        info = check_media(video)
+    plan = plan_inputs(
+        trained.card, has_audio=info.audio is not None, has_video=info.video is not None,
+        model_name=model_name, path=video,
+    )  # fmt: skip
+    work = tempfile.TemporaryDirectory(prefix="aver-predict-")
+    try:
+        (log.info if progress else log.debug)("extract: %s", video)
+        with steps.time("extract"):
+            row = extract_media(
+                video, settings.extract, Path(work.name), missing_ok=plan.extract_missing_ok
+            )
+    except BaseException:
+        work.cleanup()
+        raise
+    return Extracted(video, row, plan, work)
+
+
 def predict_video(
     video: str | Path,
     trained: TrainedModel,
@@ -88,37 +137,47 @@ def predict_video(
     model_name: str = "",
     steps: Steps | None = None,
     progress: bool = False,
+    extracted: Extracted | None = None,
 ) -> Prediction:
     """Extract, align, featurise and classify every window of one video; the headline is the
-    mean of the window probabilities (`timeline`: also the legacy per-window "timeline")."""
+    mean of the window probabilities (`timeline`: also the legacy per-window "timeline").
+    `extracted`: the video already extracted (`extract_video`; cleaned up here)."""
+    steps = steps or Steps()
+    if extracted is None:
+        extracted = extract_video(
+            video, trained, settings, model_name=model_name, steps=steps, progress=progress
+        )
+    try:
+        return _predict_extracted(
+            extracted, trained, settings, timeline, model_name, steps, progress
+        )
+    finally:
+        extracted.cleanup()
+
+
+def _predict_extracted(
+    extracted: Extracted,
+    trained: TrainedModel,
+    settings: InputSettings,
+    timeline: bool,
+    model_name: str,
+    steps: Steps,
+    progress: bool,
+) -> Prediction:
     from aver.inference import window_starts
 
-    video = Path(video)
-    if not video.is_file():
-        raise DataError("file not found", path=video, fix="check the path")
-    steps = steps or Steps()
+    video, row, plan = extracted.video, extracted.row, extracted.plan
     say = log.info if progress else log.debug  # many files: one line per file (command)
-    with steps.time("probe"):
-        info = check_media(video)
-    plan = plan_inputs(
-        trained.card, has_audio=info.audio is not None, has_video=info.video is not None,
-        model_name=model_name, path=video,
-    )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="aver-predict-") as tmp:
-        work = Path(tmp)
-        say("extract: %s", video)
-        with steps.time("extract"):
-            row = extract_media(video, settings.extract, work, missing_ok=plan.extract_missing_ok)
-        duration = float(row["duration_s"])
-        sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
-        window = settings.cache.window_s
-        starts = window_starts(duration, window)
-        say("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
-        from aver.predict.windows import score_windows
+    duration = float(row["duration_s"])
+    sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
+    window = settings.cache.window_s
+    starts = window_starts(duration, window)
+    say("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
+    from aver.predict.windows import score_windows
 
-        windows = score_windows(
-            list(starts), sources, trained, settings, plan, steps, progress=progress
-        )
+    windows = score_windows(
+        list(starts), sources, trained, settings, plan, steps, progress=progress
+    )
     notes = [*settings.notes, *plan.notes, *_window_notes(windows, plan)]
     if not scored(windows):
         raise DataError(
