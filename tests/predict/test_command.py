@@ -125,10 +125,14 @@ def _probe(cwd: Path, *args: str, **env: str) -> dict:
 
 def test_a_local_model_imports_no_plotting_tracking_or_ray(setup):
     """A real predict on a model file loads neither matplotlib, MLflow nor Ray (the start-up a
-    user waits for); --timeline loads matplotlib; the call sets torch's threads by the thread
-    policy (aver.threads: AVER_THREADS wins)."""
+    user waits for); --timeline loads matplotlib. The call sets torch's threads by the thread
+    policy (aver.threads): every core for one file; for several, one core is left to the
+    extraction of the next file, which runs beside the scoring."""
     tmp, clips, model = setup
-    got = _probe(tmp, str(clips["happy"]), "--model", str(model), AVER_THREADS="1")
+    got = _probe(tmp, str(clips["happy"]), "--model", str(model), AVER_CORES="2")
+    assert got == {"loaded": [], "threads": 2}
+    both = [str(clips["happy"]), str(clips["sad"])]
+    got = _probe(tmp, *both, "--model", str(model), "--json", AVER_CORES="2")
     assert got == {"loaded": [], "threads": 1}
     png = tmp / "t.png"
     got = _probe(tmp, str(clips["happy"]), "--model", str(model), "--timeline", str(png))

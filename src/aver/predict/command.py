@@ -73,11 +73,16 @@ def is_batch(args: argparse.Namespace) -> bool:
     return len(videos) != 1 or Path(videos[0]).is_dir() or bool(getattr(args, "output", None))
 
 
-def load(args: argparse.Namespace, steps: Steps) -> tuple[TrainedModel, InputSettings, str]:
-    """The model (file or MLflow URI) and its input settings, loaded once per call."""
-    from aver.threads import apply
+def load(
+    args: argparse.Namespace, steps: Steps, *, extracting_beside: bool = False
+) -> tuple[TrainedModel, InputSettings, str]:
+    """The model (file or MLflow URI) and its input settings, loaded once per call; torch's
+    threads set by the thread policy (`extracting_beside`: one core left to the ffmpeg
+    extraction of the next file, which runs while this process scores)."""
+    from aver.threads import apply, available_cores
 
-    apply()  # torch/OpenMP threads for this one process (issue 20: oversubscription is slow)
+    cores = available_cores()
+    apply(cores=max(1, cores - 1) if extracting_beside else cores)
     spec = args.model or DEFAULT_MODEL
     with steps.time("import"):  # torch, the detector and feature code
         import aver.faces.pipeline
@@ -148,7 +153,7 @@ def run_many(args: argparse.Namespace, out: TextIO, steps: Steps | None = None) 
     if target:
         output_format(target)  # a bad name fails before the model loads
     files = media_files(videos_of(args), recursive=bool(getattr(args, "recursive", False)))
-    trained, settings, spec = load(args, steps)
+    trained, settings, spec = load(args, steps, extracting_beside=len(files) > 1)
     failed = 0
     extract = partial(
         extract_video, trained=trained, settings=settings, model_name=spec, steps=steps
