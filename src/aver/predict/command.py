@@ -166,7 +166,8 @@ def run_many(args: argparse.Namespace, out: TextIO, steps: Steps | None = None) 
             row = _score_file(video, extracted, trained, settings, spec, steps)
             failed += bool(row["error"])
             writer.write(row)
-            print(json.dumps(row) if args.json else format_row(row), file=out, flush=True)
+            bar.write(json.dumps(row) if args.json else format_row(row), file=out)  # above a bar
+            out.flush()
             bar.update(1)
             if bar.disable:  # off a terminal: one line per file
                 took, start = time.perf_counter() - start, time.perf_counter()
