@@ -19,16 +19,8 @@ STAGES = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aver",
-        description="Audio-visual emotion recognition pipeline. Stages normally run through "
-        "`dvc repro`; each can also be run alone here.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in STAGES.items():
-        p = sub.add_parser(name, help=f"stage: {help_text}")
-        p.add_argument("--params", default="params.yaml")
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    """`aver predict VIDEO... [options]`."""
     p = sub.add_parser("predict", help="emotion probabilities for new videos")
     p.add_argument(
         "video",
@@ -67,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile", action="store_true", help="print seconds per step on stderr (JSON line)"
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aver",
+        description="Audio-visual emotion recognition pipeline. Stages normally run through "
+        "`dvc repro`; each can also be run alone here.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in STAGES.items():
+        p = sub.add_parser(name, help=f"stage: {help_text}")
+        p.add_argument("--params", default="params.yaml")
+    _add_predict(sub)
     p = sub.add_parser(
         "export", help="the trained network as ONNX or TorchScript, with input_spec.json"
     )
