@@ -26,6 +26,7 @@ from aver.predict.batch import (
     output_format,
     prediction_row,
 )
+from aver.predict.modalities import plan_inputs
 from aver.predict.model import (
     DEFAULT_MODEL,
     InputSettings,
@@ -105,15 +106,19 @@ def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
     if not video.is_file():  # fail before loading anything
         raise DataError("file not found", path=video, fix="check the path")
     with steps.time("probe"):
-        check_media(video)
+        info = check_media(video)
     trained, settings, spec = load(args, steps)
+    # a file the model refuses (no sound track, ...) fails before the detector is built
+    plan = plan_inputs(
+        trained.card, has_audio=info.audio is not None, has_video=info.video is not None,
+        model_name=spec, path=video,
+    )  # fmt: skip
     extract = partial(
         extract_video, trained=trained, settings=settings, model_name=spec, steps=steps,
         progress=True,
     )  # fmt: skip
-    ((_, extracted),) = extracted_ahead(
-        [video], extract, meanwhile=_detector_build(trained, settings, steps)
-    )
+    build = _detector_build(trained, settings, steps) if plan.video else None
+    ((_, extracted),) = extracted_ahead([video], extract, meanwhile=build)
     if isinstance(extracted, Exception):
         raise extracted
     pred = predict_video(
