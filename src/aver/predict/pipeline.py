@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,11 @@ def extract_media(
         raise DataError(err.detail, path=video, fix=VIDEO_FIX) from None
 
 
+def _say(progress: bool) -> Callable[..., None]:
+    """INFO for one file (with its progress bars); DEBUG for many (one line per file)."""
+    return log.info if progress else log.debug
+
+
 @dataclass
 class Extracted:
     """A video probed and converted by the extract stage's code into a temporary directory
@@ -117,7 +123,7 @@ def extract_video(
     )  # fmt: skip
     work = tempfile.TemporaryDirectory(prefix="aver-predict-")
     try:
-        (log.info if progress else log.debug)("extract: %s", video)
+        _say(progress)("extract: %s", video)
         with steps.time("extract"):
             row = extract_media(
                 video, settings.extract, Path(work.name), missing_ok=plan.extract_missing_ok
@@ -167,7 +173,7 @@ def _predict_extracted(
     from aver.inference import window_starts
 
     video, row, plan = extracted.video, extracted.row, extracted.plan
-    say = log.info if progress else log.debug  # many files: one line per file (command)
+    say = _say(progress)
     duration = float(row["duration_s"])
     sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
     window = settings.cache.window_s
@@ -215,9 +221,7 @@ def _sources(
         mp4 = Path(row["video"])
         with steps.time("detector build"):
             det = detector(settings.align)
-        (log.info if progress else log.debug)(
-            "detect + track: detector %s", settings.align.detector
-        )
+        _say(progress)("detect + track: detector %s", settings.align.detector)
         with steps.time("detect + track"):
             clip = track_clip(mp4, settings.align, det, duration_s=duration, progress=progress)
         rate = clip.detection_rate
