@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+
+from aver.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     import av
@@ -305,7 +306,7 @@ def _with_weights(params: Params) -> AlignConfig:
 
 def _packed(clips_dir: Path, ok: list[str], results: dict[str, dict]) -> Iterator[tuple]:
     """(clip_id, arrays, meta) of the aligned clips, read back from their npz files."""
-    for cid in tqdm(ok, desc="align: pack shards", unit="clip"):
+    for cid in progress_bar(ok, desc="align: pack shards", unit="clip"):
         with np.load(_result_paths(clips_dir, cid)[0], allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
         yield cid, arrays, results[cid]

@@ -15,8 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from tqdm.auto import tqdm
-
 from aver.errors import AverError, ConfigError, DataError
 from aver.predict.ahead import extracted_ahead
 from aver.predict.batch import (
@@ -38,6 +36,8 @@ from aver.predict.model import (
 from aver.predict.pipeline import Extracted, check_media, extract_video, predict_video
 from aver.predict.result import Prediction, format_table
 from aver.predict.steps import Steps
+from aver.progress import bar as progress_bar
+from aver.progress import style as progress_style
 from aver.redact import install_log_redaction
 
 if TYPE_CHECKING:
@@ -164,17 +164,22 @@ def run_many(args: argparse.Namespace, out: TextIO, steps: Steps | None = None) 
         extract_video, trained=trained, settings=settings, model_name=spec, steps=steps
     )
     build = _detector_build(trained, settings, steps)
-    bar = tqdm(total=len(files), desc="predict", unit="file", disable=None)
+    shown = progress_style()  # a bar on a terminal, else one line per file (aver.progress)
+    bar = progress_bar(total=len(files), desc="predict", unit="file", disable=shown != "bar")
     start = time.perf_counter()
     with RowWriter(target, trained.classes) as writer, bar:
         for k, (video, extracted) in enumerate(extracted_ahead(files, extract, meanwhile=build), 1):
             row = _score_file(video, extracted, trained, settings, spec, steps)
             failed += bool(row["error"])
             writer.write(row)
-            bar.write(json.dumps(row) if args.json else format_row(row), file=out)  # above a bar
+            text = json.dumps(row) if args.json else format_row(row)
+            if shown == "bar":
+                bar.write(text, file=out)  # above the bar
+            else:
+                print(text, file=out)
             out.flush()
             bar.update(1)
-            if bar.disable:  # off a terminal: one line per file
+            if shown == "lines":
                 took, start = time.perf_counter() - start, time.perf_counter()
                 log.info("%d/%d %s (%.2f s)", k, len(files), format_row(row), took)
     if target:
