@@ -253,13 +253,17 @@ def _test(doc: Mapping[str, Any]) -> list[str]:
         "Each run on its fold's held-out test split, reported once: no model, epoch or "
         "setting was chosen on it.",
         "",
-        "| fold | UAR | WA | macro-F1 | test clips | test speakers |",
-        "|---|---|---|---|---|---|",
     ]
-    for fold, m in doc.get("per_fold", {}).items():
+    per_fold = doc.get("per_fold", {})
+    who = any("test_speakers" in m for m in per_fold.values())  # older metrics.json: not recorded
+    lines += [
+        "| fold | UAR | WA | macro-F1 | test clips |" + (" test speakers |" if who else ""),
+        "|---|---|---|---|---|" + ("---|" if who else ""),
+    ]
+    for fold, m in per_fold.items():
         vals = " | ".join(_fmt(m.get(k)) for k, _ in METRICS)
-        who = ", ".join(m.get("test_speakers") or []) or "?"
-        lines.append(f"| {fold} | {vals} | {m.get('n_test', '?')} | {who} |")
+        row = f"| {fold} | {vals} | {m.get('n_test', '?')} |"
+        lines.append(row + (f" {', '.join(m.get('test_speakers') or [])} |" if who else ""))
     lines += ["", f"Over {doc.get('n_runs', '?')} run(s), mean with 95% intervals:", ""]
     for key, label in METRICS:
         iv = (doc.get("intervals") or {}).get(key) or {}
