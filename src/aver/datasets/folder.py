@@ -41,6 +41,7 @@ import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aver.config import FolderConfig, Params
 from aver.datasets.base import DatasetSpec, Sample
@@ -116,25 +117,10 @@ def read_folder_csv(
         )
     reader.fieldnames = header
     optional = [c for c in SPEAKER_ATTRIBUTES if c in header]
-    rows: list[FolderRow] = []
-    for i, raw in enumerate(reader, start=1):
-        values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
-        empty = [c for c in COLUMNS if not values[c]]
-        if empty:
-            raise DataError(
-                f"row {i} (line {i + 1}): empty {', '.join(empty)}",
-                path=path,
-                fix=f"fill in {', '.join(empty)} on line {i + 1} or delete that row",
-            )
-        file = Path(values["path"]).expanduser()
-        file = (file if file.is_absolute() else base / file).resolve()
-        label = values["label"] if classes else normalise_label(values["label"])
-        attributes = tuple((c, (raw.get(c) or "").strip()) for c in optional)
-        rows.append(
-            FolderRow(
-                i, file, label, values["speaker"], values["path"], values["label"], attributes
-            )
-        )
+    rows = [
+        _parse_row(i, raw, optional, base, path, normalise=not classes)
+        for i, raw in enumerate(reader, start=1)
+    ]
     if not rows:
         raise DataError("lists no videos", path=path, fix="add one row per video under the header")
     if classes:
@@ -153,6 +139,26 @@ def read_folder_csv(
         _check_inside(rows, base, path)
     _check_files(rows, base, path)
     return rows
+
+
+def _parse_row(
+    i: int, raw: dict[str, Any], optional: list[str], base: Path, path: Path, *, normalise: bool
+) -> FolderRow:
+    """Data row `i` of the CSV at `path`: required fields filled, path resolved against `base`,
+    the label normalised (unless classes are given), `optional` attribute columns kept."""
+    values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
+    empty = [c for c in COLUMNS if not values[c]]
+    if empty:
+        raise DataError(
+            f"row {i} (line {i + 1}): empty {', '.join(empty)}",
+            path=path,
+            fix=f"fill in {', '.join(empty)} on line {i + 1} or delete that row",
+        )
+    file = Path(values["path"]).expanduser()
+    file = (file if file.is_absolute() else base / file).resolve()
+    label = normalise_label(values["label"]) if normalise else values["label"]
+    attributes = tuple((c, (raw.get(c) or "").strip()) for c in optional)
+    return FolderRow(i, file, label, values["speaker"], values["path"], values["label"], attributes)
 
 
 def read_utf8(path: Path) -> str:
