@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -148,13 +147,9 @@ _DETECTORS: dict[str, Detector] = {}
 
 
 def _detector(cfg: AlignConfig) -> Detector:
-    """One detector per process (workers share the CPU cores between them)."""
+    """One detector per process (its threads were set by `aver.threads` in the pool worker)."""
     key = cfg.model_dump_json()
     if key not in _DETECTORS:
-        if multiprocessing.parent_process() is not None:
-            import torch
-
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
         _DETECTORS[key] = make_detector(cfg)
     return _DETECTORS[key]
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from aver import threads
 from aver.errors import DataError
 from aver.features.augment import (
     AugmentConfig,
@@ -252,4 +253,5 @@ def make_loader(
         collate_fn=collate,
         drop_last=drop_last,
         pin_memory=pin_memory,
+        worker_init_fn=threads.loader_worker_init if num_workers else None,
     )
