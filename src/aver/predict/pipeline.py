@@ -111,7 +111,7 @@ def predict_video(
         duration = float(row["duration_s"])
         sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
         window = settings.cache.window_s
-        starts = window_starts(duration, window)
+        starts = window_starts(duration, window, settings.cache.hop_s)
         log.info("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
         from aver.predict.windows import score_windows
 
