@@ -137,6 +137,8 @@ def make_params(root: Path, **cache: object) -> Params:
         "n_mels": 32,
         "shard_clips": 5,
     }
+    # one window per clip (the window centred on it) unless a test caches whole clips
+    defaults["max_clip_s"] = cache.get("window_s", defaults["window_s"])
     return Params(
         data=DataConfig(root=str(root / "raw")),
         extract=ExtractConfig(out=str(root / "interim"), sample_rate=SR),
