@@ -18,20 +18,9 @@ from aver.inference import class_probabilities, predict, windows_arrays
 from aver.models.output import ModelOutput
 from aver.predict.windows import MARGIN_S, WavReader
 from aver.windows import AGGREGATE, mean_probabilities, window_starts
-from tests.features.conftest import SR, build_cache, make_params, random_clip
+from tests.features.conftest import SR, build_cache, make_params, whole_clips
 
 WINDOW, HOP = 1.0, 0.5
-# 2 speakers a fold (3 folds), clips of 0.6 s to 3.1 s: one to six windows
-DURATIONS = (0.6, 1.0, 1.3, 2.2, 3.1)
-
-
-def whole_clips():
-    clips = []
-    for s in range(6):
-        for c, label in enumerate(("angry", "happy")):
-            d = DURATIONS[(s + c) % len(DURATIONS)]
-            clips.append(random_clip(f"sp{s}-{label}", f"sp{s}", label, d, seed=10 * s + c))
-    return clips
 
 
 @pytest.fixture(scope="module")
