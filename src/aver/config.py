@@ -8,6 +8,7 @@ anywhere, and model shapes that cannot be built (e.g. `train.model.heads` not di
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Iterable
@@ -317,6 +318,16 @@ class CacheConfig(Section):
     @classmethod
     def _audio_encoder(cls, v: str) -> str:
         return _one_of(v, [*AUDIO_FEATURES, *AUDIO_ENCODERS])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clip_cap_default(cls, data: Any) -> Any:
+        """Unset max_clip_s (a config from before it) is at least one window."""
+        if isinstance(data, dict) and "max_clip_s" not in data and "window_s" in data:
+            default = cls.model_fields["max_clip_s"].default
+            with contextlib.suppress(TypeError, ValueError):
+                return {**data, "max_clip_s": max(default, float(data["window_s"]))}
+        return data
 
     @model_validator(mode="after")
     def _clip_cap(self) -> CacheConfig:
