@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Literal, TypeVar
 
-from tqdm.auto import tqdm
+from aver import threads
+from aver.progress import bar as progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,10 +36,11 @@ def imap_unordered(
 
     `fn` must be a picklable top-level function. Exceptions raised by `fn` propagate; callers
     that want per-item failure records should catch inside `fn` and return them.
-    `executor="ray"` connects to RAY_ADDRESS when set, else starts a local Ray.
+    `executor="ray"` connects to RAY_ADDRESS when set, else starts a local Ray. Each pool
+    worker and Ray task sets its threads by `aver.threads` (cores // workers; Ray: its CPUs).
     """
     items = list(items)
-    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not items)
+    bar = progress_bar(total=len(items), desc=desc, unit=unit, disable=not items)
     try:
         if executor == "ray":
             yield from _ray_map(fn, items, bar, ray_num_cpus)
@@ -48,8 +50,10 @@ def imap_unordered(
                 bar.update(1)
                 yield item, result
         else:
-            workers = min(workers, os.cpu_count() or 1, len(items))
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            workers = min(workers, threads.available_cores(), len(items))
+            with ProcessPoolExecutor(
+                max_workers=workers, initializer=threads.apply, initargs=(workers,)
+            ) as pool:
                 futures = {pool.submit(fn, item): item for item in items}
                 try:
                     for fut in as_completed(futures):
@@ -120,9 +124,10 @@ def _keep_loopback() -> Iterator[None]:
 
 
 def _on_node(fn, item):
-    """Ray task: fn(item), with the id of the node it ran on."""
+    """Ray task: fn(item), with the id of the node it ran on (threads: the task's CPUs)."""
     import ray
 
+    threads.apply_ray_assigned()
     return ray.get_runtime_context().get_node_id(), fn(item)
 
 

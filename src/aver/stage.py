@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable
 from types import FrameType
 
+from aver import threads
 from aver.config import Params, load_params
 from aver.errors import AverError, Terminated
 from aver.parallel import exit_now_if_ray
@@ -44,6 +45,7 @@ def main(name: str, fn: Callable[[Params], object], argv: list[str] | None = Non
     logging.getLogger(__name__).info("%s", code_info().describe())
     signal.signal(signal.SIGTERM, raise_terminated)
     try:
+        threads.apply()  # the stage process; its pool workers and Ray tasks set their own
         fn(load_params(args.params))
     except AverError as err:
         print(f"aver {name}: error: {err}", file=sys.stderr)

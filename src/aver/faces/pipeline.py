@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -24,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+
+from aver.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     import av
@@ -148,13 +148,9 @@ _DETECTORS: dict[str, Detector] = {}
 
 
 def _detector(cfg: AlignConfig) -> Detector:
-    """One detector per process (workers share the CPU cores between them)."""
+    """One detector per process (its threads were set by `aver.threads` in the pool worker)."""
     key = cfg.model_dump_json()
     if key not in _DETECTORS:
-        if multiprocessing.parent_process() is not None:
-            import torch
-
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
         _DETECTORS[key] = make_detector(cfg)
     return _DETECTORS[key]
 
@@ -310,7 +306,7 @@ def _with_weights(params: Params) -> AlignConfig:
 
 def _packed(clips_dir: Path, ok: list[str], results: dict[str, dict]) -> Iterator[tuple]:
     """(clip_id, arrays, meta) of the aligned clips, read back from their npz files."""
-    for cid in tqdm(ok, desc="align: pack shards", unit="clip"):
+    for cid in progress_bar(ok, desc="align: pack shards", unit="clip"):
         with np.load(_result_paths(clips_dir, cid)[0], allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
         yield cid, arrays, results[cid]

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from aver.config import CacheConfig, Params
 from aver.contracts import (
@@ -56,6 +55,7 @@ from aver.features.window import (
 )
 from aver.io.atomic import write_json
 from aver.output_settings import output_settings
+from aver.progress import bar as progress_bar
 from aver.resumable import ResumableRun
 from aver.windows import AGGREGATE, capped_starts
 
@@ -270,7 +270,9 @@ class ShardWriter:
         self.buffer.clear()
         failures: list[dict[str, str]] = []
         batch: list[tuple[str, list[ClipWindow]]] = []
-        for clip_id in tqdm(job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False):
+        for clip_id in progress_bar(
+            job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False
+        ):
             try:
                 batch.append((clip_id, self.cut(clip_id)))
             except (DataError, ValueError, KeyError, OSError) as err:

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from aver import threads
 from aver.config import Params, TrainConfig, parse_params
 from aver.errors import AverError, ConfigError
 from aver.training.dataparallel import DataParallel
@@ -114,6 +115,7 @@ def train_worker(config: dict[str, Any]) -> FitResult | None:
     import ray.train
     import ray.train.torch
 
+    threads.apply_ray_assigned()  # the CPUs of this worker's Ray Train bundle
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     params = parse_params(config["params"], "train_loop_config")

@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from aver import threads
 from aver.config import parse_params, with_overrides
 from aver.io.atomic import write_json
 from aver.tracking import runs
@@ -44,6 +45,7 @@ def run_trial(
 
     Continues from the trial's latest checkpoint when Ray restarts or restores it.
     """
+    threads.apply_ray_assigned()  # tune.cpus_per_trial threads
     params = with_overrides(parse_params(base), config, "tune.space")
     cache = ensure_cache(Path(cache_dir), params.tune.cache_access, Path(repo_root))
     node = ray.get_runtime_context().get_node_id()
