@@ -301,7 +301,7 @@ class CacheConfig(Section):
     # The splits, index.csv and stats.json are recomputed on every run; only shards are reused.
     protocol: Annotated[Literal["speaker_kfold", "random"], NOT_OUTPUT] = "speaker_kfold"
     n_folds: Annotated[int | None, NOT_OUTPUT] = Field(
-        None, ge=2, description="default: the dataset's"
+        None, ge=2, description="default: the dataset's (RAVDESS 6, CREMA-D 5, folder 5, demo 3)"
     )
     val_fraction: Annotated[float, NOT_OUTPUT] = Field(0.2, gt=0, lt=1)
     seed: Annotated[int, NOT_OUTPUT] = 0

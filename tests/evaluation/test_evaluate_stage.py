@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from aver.errors import DataError
 from aver.evaluation.pipeline import run as evaluate
@@ -41,6 +42,19 @@ def test_evaluate_writes_consistent_reports(embedded_store, tiny_cache, tmp_path
     for row in per_class.itertuples():
         assert metrics["per_class_recall"][row[1]] == pytest.approx(row.recall)
     assert (reports / "confusion.png").stat().st_size > 1000
+    # the fold's test speakers: in metrics.json, train_summary.json, the fold run, the cards
+    speakers = sorted(set(cache.index.set_index("clip_id").loc[pairs["clip_id"], "speaker"]))
+    assert metrics["per_fold"]["1"]["test_speakers"] == speakers
+    assert metrics["per_run"][0]["test_speakers"] == speakers
+    summary = json.loads((tmp_path / "models" / "train_summary.json").read_text())
+    assert summary["runs"][0]["test_speakers"] == speakers
+    fold_run = MlflowClient().get_run(summary["mlflow"]["fold_run_ids"]["1"])
+    assert fold_run.data.params["test_speakers"] == ",".join(speakers)
+    card = load_trained_model(tmp_path / "models" / "model.pt").card
+    assert card.run["splits"]["test"]["speaker_ids"] == speakers
+    text = (reports / "MODEL_CARD.md").read_text()
+    assert f"- Test speakers (fold 1): {', '.join(speakers)}" in text
+    assert f"| {metrics['n_test']} | {', '.join(speakers)} |" in text
     # the numbers are the model's: predict the test split directly
     trained = load_trained_model(tmp_path / "models" / "model.pt")
     p = predict(trained.model, make_loader(cache, 1, "test", 8, train=False))

@@ -236,6 +236,11 @@ class FeatureCache:
     def leaky(self) -> bool:
         return bool(self.meta["leaky"])
 
+    @property
+    def stratify(self) -> str | None:
+        """The speaker attribute column the folds were balanced over (None: not balanced)."""
+        return (self.meta.get("splits") or {}).get("stratify")
+
     def __len__(self) -> int:
         return len(self.index)
 
