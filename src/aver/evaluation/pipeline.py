@@ -1,5 +1,9 @@
 """The `evaluate` stage: each trained (fold, seed) run's best model on its test split -> reports/.
 
+A test clip is scored as `aver predict` scores a video: every cached window of it
+(`aver.windows`), its probabilities the mean of the window probabilities
+(`aver.inference.predict`); each clip counts once in every metric.
+
 Reads `models/train_summary.json` and the model file of each run it lists (`runs`: every fold x
 seed of train.seeds; older summaries: `models/folds/fold-K.pt` per fold, model.pt for the model
 fold), writes (atomically) under `evaluate.out`:

@@ -177,7 +177,7 @@ def _predict_extracted(
     duration = float(row["duration_s"])
     sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
     window = settings.cache.window_s
-    starts = window_starts(duration, window)
+    starts = window_starts(duration, window, settings.cache.hop_s)
     say("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
     from aver.predict.windows import score_windows
 

@@ -24,7 +24,7 @@ import pandas as pd
 from aver.datasets.scope import SCOPES, Scope
 from aver.features.splits import UNKNOWN, fold_speakers
 from aver.io.atomic import write_text
-from aver.model_card import ModelCard
+from aver.model_card import InputSpec, ModelCard
 from aver.tracking import registry
 from aver.tracking.runs import RunRef
 
@@ -143,6 +143,7 @@ def _model(card: ModelCard) -> str:
         f"- Classes ({len(card.classes)}): {', '.join(card.classes)}",
         f"- Input: {i.window_s:g} s windows ({i.crop} crop); audio at {i.sample_rate} Hz as "
         f"{audio}; video at {i.video_fps:g} fps as {video}",
+        f"- Clips: {_clip_rule(i)}",
     ]
     for kind, rec in card.encoder.records().items():
         sha = rec.get("weights_sha256")
@@ -160,6 +161,17 @@ def _model(card: ModelCard) -> str:
         f"best epoch {run.get('best_epoch', '?')}, MLflow run {run.get('mlflow_run_id', '?')}"
     )
     return "\n".join(lines)
+
+
+def _clip_rule(i: InputSpec) -> str:
+    """How a clip is scored from its windows (cards before whole clips: one window)."""
+    if i.max_clip_s is None:
+        return f"one {i.window_s:g} s window per clip ({i.crop} crop)"
+    return (
+        f"whole, up to {i.max_clip_s:g} s ({i.crop} part of a longer one), as {i.window_s:g} s "
+        f"windows every {i.hop_s:g} s; a clip's score is the {i.aggregate} (validation, test "
+        "and aver predict alike); training: one random window per clip per epoch"
+    )
 
 
 def _known(card: ModelCard) -> bool:
