@@ -97,3 +97,36 @@ def test_ray_tasks_use_the_cpus_ray_assigned_them(venv_env):
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     assert line, out.stdout + out.stderr
     assert json.loads(line[0][7:]) == {"1": [1], "2": [2]}
+
+
+AFTER_PARALLEL_WORK = """
+import cv2, numpy as np, torch
+from aver.parallel import imap_unordered
+from aver import threads
+
+img = np.random.default_rng(0).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+for _ in range(10):  # OpenCV's and torch's thread pools busy in the parent before it forks
+    cv2.resize(img, (400, 400), interpolation=cv2.INTER_AREA)
+    torch.randn(600, 600) @ torch.randn(600, 600)
+
+def work(i):
+    threads.loader_worker_init(0)  # as a DataLoader worker forked from this one would
+    small = cv2.resize(img, (300, 300), interpolation=cv2.INTER_AREA)
+    return int(small.sum() > 0) + int((torch.randn(200, 200) @ torch.randn(200, 200)).numel() > 0)
+
+print("RESULT", sorted(r for _, r in imap_unordered(work, range(6), workers=2)))
+"""
+
+
+def test_forked_workers_do_not_hang_after_the_parent_used_opencv_and_torch(venv_env):
+    """Setting OpenCV's threads in a fork hangs forever: forks inherit the parent's setting."""
+    env = {**venv_env, threads.CORES_ENV: "2"}
+    env.pop(threads.THREADS_ENV, None)
+    out = subprocess.run(
+        [sys.executable, "-c", AFTER_PARALLEL_WORK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "RESULT [2, 2, 2, 2, 2, 2]" in out.stdout, out.stdout + out.stderr

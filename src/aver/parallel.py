@@ -51,9 +51,12 @@ def imap_unordered(
                 yield item, result
         else:
             workers = min(workers, threads.available_cores(), len(items))
-            with ProcessPoolExecutor(
-                max_workers=workers, initializer=threads.apply, initargs=(workers,)
-            ) as pool:
+            with (
+                threads.for_pool(workers),
+                ProcessPoolExecutor(
+                    max_workers=workers, initializer=threads.apply, initargs=(workers,)
+                ) as pool,
+            ):
                 futures = {pool.submit(fn, item): item for item in items}
                 try:
                     for fut in as_completed(futures):

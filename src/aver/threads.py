@@ -14,11 +14,13 @@ process, whatever the worker count. `OMP_NUM_THREADS` set by hand is overwritten
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from aver.errors import ConfigError
@@ -36,6 +38,15 @@ LIBRARY_ENV = (
 )
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 _logged: set[tuple[int, int, int]] = set()
+_forked = False  # this process is a fork (pool or DataLoader worker) of an aver process
+
+
+def _mark_forked() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_mark_forked)
 
 
 def _env_int(name: str) -> int | None:
@@ -96,7 +107,9 @@ def apply(workers: int = 1, cores: int | None = None) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     cv2 = sys.modules.get("cv2")
-    if cv2 is not None:
+    if cv2 is not None and not _forked:
+        # OpenCV's thread pool does not survive fork: setting it in a forked child can hang
+        # forever. A fork inherits the count its parent set (`for_pool`).
         cv2.setNumThreads(n)
     key = (n, given, workers)
     if key not in _logged:
@@ -112,6 +125,22 @@ def apply(workers: int = 1, cores: int | None = None) -> int:
             CORES_ENV,
         )
     return n
+
+
+@contextlib.contextmanager
+def for_pool(workers: int) -> Iterator[None]:
+    """While a pool of `workers` forks from this process: OpenCV at the workers' thread count
+    (the forks inherit it and never touch OpenCV's pool), restored afterwards."""
+    cv2 = sys.modules.get("cv2")
+    if cv2 is None or _forked:
+        yield
+        return
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads_for(workers))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def apply_ray_assigned() -> int:
