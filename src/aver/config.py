@@ -224,7 +224,7 @@ class AlignConfig(MtcnnOptions, RetinaFaceOptions):
         "are skipped while the face stays still (1: search every one)",
     )
     still_tolerance: float = Field(
-        0.05,
+        0.02,
         ge=0,
         le=1,
         description="a face is still when its landmarks move less than this "
