@@ -14,6 +14,7 @@ import pytest
 from aver.config import AlignConfig
 from aver.faces.alignment import template
 from aver.faces.pipeline import align_clip
+from aver.faces.quality import template_error
 from tests.support.real_clips import clip_ids
 
 CFG = AlignConfig()
@@ -42,7 +43,7 @@ def test_real_clip_face_is_found_and_aligned(real_extracted, mtcnn, clip_id):
 
 # Before the single-pass, sparse-detection align (commit 04ee56c's align_clip: two decoding
 # passes, detection on every align.detect_every-th frame), measured once on these clips with
-# the measurement below: clip -> (detection rate, mean landmark error px over 7 aligned frames).
+# aver.faces.quality.template_error: clip -> (detection rate, mean landmark error px, 7 crops).
 BEFORE = {
     "01-01-01-01-01-01-01": (1.0, 1.29), "01-01-01-01-01-01-09": (1.0, 1.43),
     "01-01-04-01-01-01-05": (1.0, 1.09), "01-01-04-01-01-01-09": (1.0, 1.88),
@@ -57,20 +58,6 @@ BEFORE = {
 BEFORE_MEAN_ERROR = 1.538  # mean over the 17 clips
 
 
-def landmark_error(frames: np.ndarray, mtcnn, size: int, points: int = 7) -> float:
-    """Mean distance (px) of landmarks re-detected on aligned crops from the template."""
-    pad = size // 2
-    errors = []
-    for i in np.linspace(0, len(frames) - 1, points + 2)[1:-1].round().astype(int):
-        padded = cv2.copyMakeBorder(
-            np.ascontiguousarray(frames[i]), pad, pad, pad, pad, cv2.BORDER_REPLICATE
-        )
-        found = mtcnn.detect([padded])[0]
-        assert len(found) >= 1, f"no face in aligned frame {i}"
-        errors.append(np.linalg.norm(found.landmarks[0] - pad - template(size), axis=1).mean())
-    return float(np.mean(errors))
-
-
 def test_detection_rate_and_landmark_error_are_no_worse_than_before(real_extracted, mtcnn):
     errors = {}
     for clip_id, (_, _, video) in real_extracted.items():
@@ -78,7 +65,9 @@ def test_detection_rate_and_landmark_error_are_no_worse_than_before(real_extract
         assert clip.arrays is not None, clip_id
         rate, error = BEFORE[clip_id]
         assert clip.detection_rate >= rate - 1e-9, (clip_id, clip.detection_rate)
-        errors[clip_id] = landmark_error(clip.arrays["frames"], mtcnn, CFG.size)
+        found = template_error(clip.arrays["frames"], mtcnn)
+        assert not np.isnan(found).any(), (clip_id, found)  # a face in every aligned crop
+        errors[clip_id] = float(np.mean(found))
         assert errors[clip_id] <= error + 0.75, (clip_id, errors[clip_id], error)  # one clip
     # measured after: mean 1.54 px (max per-clip rise 0.26 px)
     assert np.mean(list(errors.values())) <= BEFORE_MEAN_ERROR + 0.1, errors
