@@ -32,7 +32,7 @@ def test_aver_threads_overrides_and_bad_values_are_refused(monkeypatch):
     monkeypatch.setenv(threads.THREADS_ENV, "3")
     assert threads.threads_for(8, 2) == 3
     monkeypatch.setenv(threads.CORES_ENV, "zero")
-    with pytest.raises(ConfigError, match="(?s)AVER_CORES=.zero.*unset AVER_CORES"):
+    with pytest.raises(ConfigError, match=r"(?s)AVER_CORES=.zero.*unset AVER_CORES"):
         threads.available_cores()
 
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from aver.errors import AverError, DataError
+from aver.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from aver.config import CacheConfig
@@ -100,24 +100,23 @@ def predict(
     desc: str | None = None,
     progress: bool = False,
 ) -> Predictions:
-    """Run `model` in eval mode over labelled batches; labels, argmax, softmax (and loss)."""
+    """Run `model` in eval mode over labelled batches; labels, argmax, softmax (and loss).
+    Outputs stay on the device until the pass ends (no host sync per batch)."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    ys, preds, probs, ids = [], [], [], []
-    loss_sum, n = 0.0, 0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+    ys, probs, losses, ids = [], [], [], []
+    n = 0
+    for batch in progress_bar(loader, desc=desc, leave=False, disable=not progress):
         batch = move_batch(batch, device)
         with autocast(device, amp and device.type == "cuda"):
             out = model(model_inputs(batch))
         labels = batch["label"]
         if loss_fn is not None:
-            loss_sum += float(loss_fn(out, labels)) * len(labels)
+            losses.append(loss_fn(out, labels).detach().float() * len(labels))
         n += len(labels)
-        p = softmax(out)
-        ys.append(labels.cpu())
-        probs.append(p.cpu())
-        preds.append(p.argmax(dim=-1).cpu())
+        ys.append(labels)
+        probs.append(softmax(out))
         ids.extend(batch.get("clip_id", [""] * len(labels)))
     model.train(was_training)
     if n == 0:
@@ -125,12 +124,14 @@ def predict(
             "the data loader yielded no batches",
             fix="check the split has clips (data/features/index.csv)",
         )
+    p = torch.cat(probs).cpu()
+    loss_sum = float(torch.stack(losses).cpu().double().sum()) if losses else float("nan")
     return Predictions(
-        y_true=torch.cat(ys).numpy(),
-        y_pred=torch.cat(preds).numpy(),
-        probs=torch.cat(probs).numpy(),
+        y_true=torch.cat(ys).cpu().numpy(),
+        y_pred=p.argmax(dim=-1).numpy(),
+        probs=p.numpy(),
         clip_ids=list(ids),
-        loss=loss_sum / n if loss_fn is not None else float("nan"),
+        loss=loss_sum / n,
     )
 
 

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Literal, TypeVar
 
-from tqdm.auto import tqdm
-
 from aver import threads
+from aver.progress import bar as progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,7 +40,7 @@ def imap_unordered(
     worker and Ray task sets its threads by `aver.threads` (cores // workers; Ray: its CPUs).
     """
     items = list(items)
-    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not items)
+    bar = progress_bar(total=len(items), desc=desc, unit=unit, disable=not items)
     try:
         if executor == "ray":
             yield from _ray_map(fn, items, bar, ray_num_cpus)

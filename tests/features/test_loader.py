@@ -95,6 +95,19 @@ def test_workers_give_the_same_batches(cache: FeatureCache):
     assert _equal(single, multi)
 
 
+def test_workers_persist_across_epochs_and_follow_set_epoch(cache: FeatureCache):
+    single = make_loader(cache, 1, "train", 4, train=True, seed=5)
+    multi = make_loader(cache, 1, "train", 4, train=True, seed=5, num_workers=2)
+    first = _all(multi)
+    workers = multi._iterator  # kept alive for the next pass
+    assert workers is not None
+    assert _equal(first, _all(single))
+    assert _equal(_all(multi), _all(single))  # epoch 2 on both, other order and augmentation
+    assert multi._iterator is workers
+    multi.sampler.set_epoch(0)
+    assert _equal(_all(multi), first)
+
+
 def test_batch_from_arrays_matches_the_eval_loader(cache: FeatureCache):
     batch = next(iter(make_loader(cache, 2, "test", 3, train=False)))
     ids = batch["clip_id"]

@@ -28,12 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from aver.config import CremadConfig, Params
 from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.errors import DataError, DownloadError
 from aver.io.http import fetch_bytes, new_session
+from aver.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +353,9 @@ class CremadDataset(DatasetSpec):
         try:
             with ThreadPoolExecutor(max_workers=max(1, dl.workers)) as pool:
                 return list(
-                    tqdm(pool.map(one, names), total=len(names), desc="LFS pointers", leave=False)
+                    progress_bar(
+                        pool.map(one, names), total=len(names), desc="LFS pointers", leave=False
+                    )
                 )
         finally:
             for sess in sessions:

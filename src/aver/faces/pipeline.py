@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+
+from aver.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     import av
@@ -383,7 +384,7 @@ def _packed(clips_dir: Path, ok: list[str], results: dict[str, dict]) -> Iterato
     is deleted once read (its arrays are in the shard writer), so the faces exist once on disk.
     An interrupted pack loses no work a rerun cannot redo: a clip whose npz is gone is aligned
     again (`_done`)."""
-    for cid in tqdm(ok, desc="align: pack shards", unit="clip"):
+    for cid in progress_bar(ok, desc="align: pack shards", unit="clip"):
         npz = _result_paths(clips_dir, cid)[0]
         with np.load(npz, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}

@@ -229,6 +229,7 @@ def make_loader(
     world_size > 1 (DDP): this rank's shard of each pass (ShardSampler), batch_size clips a
     step per rank; step k of all ranks together holds the clips of step k of one process with
     batch_size * world_size (a last batch that would leave a rank one clip is dropped).
+    num_workers > 0: that many worker processes, kept across epochs (persistent_workers).
     """
     ids = cache.split_ids(fold, split)
     if not ids:
@@ -254,4 +255,5 @@ def make_loader(
         drop_last=drop_last,
         pin_memory=pin_memory,
         worker_init_fn=threads.loader_worker_init if num_workers else None,
+        persistent_workers=num_workers > 0,  # no new worker processes every epoch
     )

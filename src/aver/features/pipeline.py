@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from aver.config import CacheConfig, Params
 from aver.contracts import (
@@ -46,6 +45,7 @@ from aver.features.stats import ClipMoments, pooled_stats
 from aver.features.window import ClipWindow, WindowSpec, clips_features, cut_clip
 from aver.io.atomic import write_json
 from aver.output_settings import output_settings
+from aver.progress import bar as progress_bar
 from aver.resumable import ResumableRun
 
 if TYPE_CHECKING:
@@ -259,7 +259,9 @@ class ShardWriter:
         self.buffer.clear()
         failures: list[dict[str, str]] = []
         batch: list[tuple[str, ClipWindow]] = []
-        for clip_id in tqdm(job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False):
+        for clip_id in progress_bar(
+            job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False
+        ):
             try:
                 audio = self.interim / str(self.manifest.at[clip_id, "audio"])
                 has_video = bool(self.manifest.at[clip_id, "video"])

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO
 
-from tqdm.auto import tqdm
-
 from aver.errors import DataError
 from aver.io.atomic import fsync_dir, promote_file, write_json
+from aver.progress import bar as progress_bar
 
 REFETCH = "delete the archive and rerun the download stage to fetch it again"
 # Defaults of download.max_archive_bytes, download.max_compression_ratio and
@@ -79,7 +78,7 @@ def safe_extract(
         checked = [_check(archive, root, *entry) for entry in entries]
         _check_sizes(archive, target, checked, max_bytes, max_ratio, margin_bytes)
         files: list[Path] = []
-        for entry in tqdm(
+        for entry in progress_bar(
             checked, desc=f"extract {archive.name}", unit="file", disable=not progress
         ):
             dest = target.joinpath(*entry.rel.parts)

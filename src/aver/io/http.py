@@ -28,12 +28,12 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from tqdm.auto import tqdm
 
 from aver.errors import DownloadError
 from aver.io.atomic import promote_file, write_json
 from aver.io.checksums import new_hashers, update_from_file
 from aver.io.lockfile import DownloadLock, Pin
+from aver.progress import bar as progress_bar
 from aver.redact import redact_uri
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def download(
         extra_headers=headers if session is not None else None,
     )
     try:
-        with tqdm(
+        with progress_bar(
             total=expected.size,
             unit="B",
             unit_scale=True,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from aver.config import AlignConfig
 from aver.errors import DataError
@@ -23,6 +22,8 @@ from aver.faces.alignment import align_face
 from aver.faces.detectors import Detector, detect_frames, make_detector
 from aver.faces.face_track import FaceTrack, track_faces
 from aver.faces.pipeline import iter_sampled, sampled_fps
+from aver.progress import Bar
+from aver.progress import bar as progress_bar
 
 _DETECTORS: dict[str, Detector] = {}
 
@@ -58,14 +59,14 @@ def track_clip(
 ) -> ClipTrack:  # fmt: skip
     """Pass 1 of align_clip, streamed: detections in `cfg.batch_size` batches, then the track
     (`progress`: a bar over the `duration_s` seconds of video on a terminal)."""
-    bar = tqdm(
+    bar = progress_bar(
         total=round(duration_s), desc="predict: faces", unit="s", disable=None if progress else True
     )
     with bar:
         return _track_clip(path, cfg, det, bar)
 
 
-def _track_clip(path: str | Path, cfg: AlignConfig, det: Detector, bar: tqdm) -> ClipTrack:
+def _track_clip(path: str | Path, cfg: AlignConfig, det: Detector, bar: Bar) -> ClipTrack:
     pending: list[np.ndarray] = []
     dets: list = []
     det_idx: list[int] = []

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from aver.inference import BATCH_SIZE, class_probabilities, windows_arrays
 from aver.predict.result import WindowResult
 from aver.predict.steps import Steps
+from aver.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from aver.inference import TrainedModel
@@ -117,7 +117,9 @@ def score_windows(
     buffer = FaceBuffer(stream, settings.align.size)
     wav = WavReader(sources.wav) if sources.wav is not None else None
     out: list[WindowResult] = []
-    bar = tqdm(total=len(starts), desc="predict", unit="window", disable=None if progress else True)
+    bar = progress_bar(
+        total=len(starts), desc="predict", unit="window", disable=None if progress else True
+    )
     with bar:
         for i in range(0, len(starts), BATCH_SIZE):
             chunk = [float(s) for s in starts[i : i + BATCH_SIZE]]

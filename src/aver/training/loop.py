@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from aver import inference
 from aver.config import TrainConfig
@@ -42,6 +41,7 @@ from aver.inference import (  # also imported from here by the pipeline and benc
 )
 from aver.io.atomic import remove_stale_temps
 from aver.output_settings import output_settings
+from aver.progress import bar as progress_bar
 from aver.training.callbacks import EpochCallback, default_callbacks, run_callbacks
 from aver.training.dataparallel import DataParallel
 from aver.training.metrics import classification_metrics
@@ -152,6 +152,7 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
     parallel: DataParallel | None = None,
+    desc: str = "train",
 ) -> FitResult:
     """Train `model` per `cfg`, early-stopping on validation UAR; resume from checkpoint_dir.
 
@@ -166,6 +167,8 @@ def fit(
     alone validates and broadcasts the result (every rank takes the same early-stopping
     decisions) and alone writes the checkpoint. on_epoch runs on every rank (and must return
     the same there).
+    `progress`: a bar over epochs (and one over each epoch's batches) on a terminal, else one
+    plain line per epoch, "`desc` epoch 3/60: loss .. val_uar .. clips/s .." (aver.progress).
     """
     device = torch.device(device) if device is not None else resolve_device(cfg.device)
     step = _EpochRunner.build(
@@ -179,19 +182,33 @@ def fit(
         log.info("resuming from %s at epoch %d/%d", last, state.epoch, cfg.epochs)
     main = parallel is None or parallel.is_main
     callbacks = default_callbacks(cfg.early_stop_patience, last if main else None, on_epoch)
-    bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="epochs", disable=not progress)
+    bar = _epoch_bar(cfg.epochs, state.epoch, desc, enabled=progress and main)
     try:
         while state.epoch < cfg.epochs and not state.stopped:
             metrics = step(state)
             state.end_epoch(metrics)
             run_callbacks(callbacks, state, metrics)  # the checkpoint first, then the progress
+            bar.set_postfix(_epoch_postfix(metrics, step.clips_per_s))
             bar.update(1)
-            bar.set_postfix(
-                loss=f"{metrics['train_loss']:.3f}", val_uar=f"{metrics['val_uar']:.3f}"
-            )
     finally:
         bar.close()
     return state.result(cfg.select)
+
+
+def _epoch_bar(epochs: int, done: int, desc: str, *, enabled: bool) -> Any:
+    """The bar over epochs: tqdm on a terminal, else one plain line per epoch."""
+    return progress_bar(
+        total=epochs, initial=done, desc=desc, unit="epoch", disable=not enabled, each=True
+    )
+
+
+def _epoch_postfix(metrics: Mapping[str, float], clips_per_s: float) -> dict[str, str]:
+    """What the progress shows after an epoch: loss, val UAR, training clips/s."""
+    return {
+        "loss": f"{metrics['train_loss']:.3f}",
+        "val_uar": f"{metrics['val_uar']:.3f}",
+        "clips/s": f"{clips_per_s:.0f}",
+    }
 
 
 def _start_state(
@@ -230,6 +247,7 @@ class _EpochRunner:
     progress: bool
     parallel: DataParallel | None
     _scaler: Any = None
+    clips_per_s: float = 0.0  # the last training pass's (this rank's clips)
 
     @classmethod
     def build(
@@ -278,7 +296,7 @@ class _EpochRunner:
         """Train epoch `state.epoch` (0-based), validate; the epoch's metrics."""
         t0 = time.perf_counter()
         set_loader_epoch(self.train_loader, self.cfg.seed, state.epoch)
-        train_stats = _train_epoch(
+        train_stats, self.clips_per_s = train_epoch(
             self.fmodel,
             self.train_loader,
             state.optimizer,
@@ -317,7 +335,7 @@ def _validate(
     }
 
 
-def _train_epoch(
+def train_epoch(
     model: nn.Module,
     loader: Any,
     optimizer: torch.optim.Optimizer,
@@ -328,38 +346,59 @@ def _train_epoch(
     device: torch.device,
     use_amp: bool,
     n_classes: int,
-    progress: bool,
+    show_progress: bool,
     parallel: DataParallel | None = None,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], float]:
+    """One training pass: its metrics and clips/s. Step losses and predictions stay on the
+    device until the pass ends (no host sync per step); a non-finite loss is reported then,
+    with the first step it occurred at."""
     model.train()
-    loss_sum, n, lr = 0.0, 0, schedule.lr_at(epoch)
-    ys, preds = [], []
-    for i, batch in enumerate(
-        tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
-    ):
+    lr = schedule.lr_at(epoch)
+    ys: list[torch.Tensor] = []
+    preds: list[torch.Tensor] = []
+    losses: list[torch.Tensor] = []  # each step's mean loss x its clips
+    n = 0
+    t0 = time.perf_counter()
+    batches = progress_bar(
+        loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not show_progress
+    )
+    for i, batch in enumerate(batches):
         lr = schedule.step(epoch, i)
+        labels = batch["label"]
         batch = move_batch(batch, device)
         with autocast(device, use_amp):
             out = model(model_inputs(batch))
             loss = total_loss(out, batch["label"], cfg.label_smoothing)
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}",
-                fix="lower train.lr, set train.grad_clip, or check the input features",
-            )
         _optimizer_step(model, optimizer, scaler, loss, cfg.grad_clip)
-        b = len(batch["label"])
-        loss_sum += float(loss.detach()) * b
+        b = len(labels)
+        losses.append(loss.detach().float() * b)
         n += b
-        ys.append(batch["label"].detach().cpu())
-        preds.append(out.logits.detach().argmax(dim=-1).cpu())
+        ys.append(labels)
+        preds.append(out.logits.detach().argmax(dim=-1))
     if n == 0:
         raise TrainingError(
             "the training loader yielded no batches",
             fix="check the fold's training split has clips",
         )
-    metrics = _epoch_metrics(loss_sum, n, torch.cat(ys), torch.cat(preds), n_classes, parallel)
-    return {**metrics, "lr": float(lr)}
+    step_losses = torch.stack(losses).cpu()
+    _check_finite(step_losses, epoch)
+    y_pred = torch.cat(preds).cpu()
+    seconds = time.perf_counter() - t0
+    loss_sum = float(step_losses.sum())
+    metrics = _epoch_metrics(loss_sum, n, torch.cat(ys).cpu(), y_pred, n_classes, parallel)
+    return {**metrics, "lr": float(lr)}, n / max(seconds, 1e-9)
+
+
+def _check_finite(step_losses: torch.Tensor, epoch: int) -> None:
+    """Raise TrainingError naming the first step of the epoch whose loss was not finite."""
+    bad = (~torch.isfinite(step_losses)).nonzero()
+    if len(bad) == 0:
+        return
+    step = int(bad[0])
+    raise TrainingError(
+        f"the loss became {float(step_losses[step])} at epoch {epoch + 1}, step {step + 1}",
+        fix="lower train.lr, set train.grad_clip, or check the input features",
+    )
 
 
 def _optimizer_step(

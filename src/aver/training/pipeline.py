@@ -413,6 +413,7 @@ def _fit(
             on_epoch=lambda epoch, m: runs.log_epoch(m, epoch),
             fingerprint=setup.fingerprint,
             device=device,
+            desc=f"train fold {key}",
         )
     if res.start_epoch:  # resumed: log epochs a previous run may not have recorded
         have = runs.logged_steps(run_id, "val_uar")
