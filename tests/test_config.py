@@ -244,3 +244,13 @@ def test_encoder_settings_are_validated():
     assert parse_params({"cache": {"audio_encoder": "hubert_large"}}).cache.kept_layers == list(
         range(1, 25)
     )
+
+
+def test_max_clip_s_is_at_least_one_window():
+    from aver.config import CacheConfig
+
+    assert CacheConfig().max_clip_s == 10.0
+    assert CacheConfig(window_s=12.0).max_clip_s == 12.0  # unset: one window at least
+    assert CacheConfig(window_s=2.0, max_clip_s=2.0).max_clip_s == 2.0
+    with pytest.raises(ValueError, match="max_clip_s >= window_s"):
+        CacheConfig(window_s=3.0, max_clip_s=2.0)

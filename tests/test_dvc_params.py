@@ -41,7 +41,7 @@ NOT_AFFECTING: dict[str, dict[str, str]] = {
         **{
             key: "read by aver.predict, which the logged pyfunc runs when it is served (with "
             "the model card's settings), not by the train stage"
-            for key in ("align", "extract", "download", "data.root")
+            for key in ("align", "extract", "download", "data.root", "cache.hop_s")
         },
     },
     "evaluate": _FEATURES,

@@ -19,18 +19,25 @@ STAGES = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aver",
-        description="Audio-visual emotion recognition pipeline. Stages normally run through "
-        "`dvc repro`; each can also be run alone here.",
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    """`aver predict VIDEO... [options]`."""
+    p = sub.add_parser("predict", help="emotion probabilities for new videos")
+    p.add_argument(
+        "video",
+        nargs="*",
+        metavar="VIDEO",
+        help="video files (mp4, flv, avi, mkv, ...) or directories of them; several files: "
+        "one row per file",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in STAGES.items():
-        p = sub.add_parser(name, help=f"stage: {help_text}")
-        p.add_argument("--params", default="params.yaml")
-    p = sub.add_parser("predict", help="emotion probabilities for one new video")
-    p.add_argument("video", nargs="?", help="path to a video file (mp4, flv, avi, mkv, ...)")
+    p.add_argument(
+        "--output",
+        default=None,
+        help="write one row per file to results.csv or results.jsonl (path, label, "
+        "probabilities, windows, modalities, notes, error)",
+    )
+    p.add_argument(
+        "--recursive", action="store_true", help="search directories' subdirectories too"
+    )
     p.add_argument(
         "--model",
         default=None,
@@ -52,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile", action="store_true", help="print seconds per step on stderr (JSON line)"
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aver",
+        description="Audio-visual emotion recognition pipeline. Stages normally run through "
+        "`dvc repro`; each can also be run alone here.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in STAGES.items():
+        p = sub.add_parser(name, help=f"stage: {help_text}")
+        p.add_argument("--params", default="params.yaml")
+    _add_predict(sub)
     p = sub.add_parser(
         "export", help="the trained network as ONNX or TorchScript, with input_spec.json"
     )
@@ -93,10 +113,13 @@ def main(argv: list[str] | None = None) -> None:
 
         card_main(args)
         return
-    if args.video is None:
+    if not args.video:
         parser.error("predict: a video is required (or --card to print the model's card)")
-    from aver.predict import main as predict_main
+    from aver.predict.command import main as predict_main
+    from aver.predict.command import main_and_exit
 
+    if argv is None:  # a process of its own: exit without tearing torch down (about 1 s)
+        main_and_exit(args)
     predict_main(args)
 
 

@@ -8,6 +8,7 @@ anywhere, and model shapes that cannot be built (e.g. `train.model.heads` not di
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Iterable
@@ -314,12 +315,20 @@ class CacheConfig(Section):
     hop_ms: float = Field(10.0, gt=0)
     video_fps: float = Field(5.0, gt=0)
     face_size: int = Field(64, ge=16, description="face side stored in the cache")
-    window_s: float = Field(2.0, gt=0)
-    crop: Literal["center", "start"] = "center"
+    window_s: float = Field(2.0, gt=0, description="the model's input: one window of this long")
+    hop_s: float = Field(
+        1.0, gt=0, description="windows of a clip start this far apart (aver.windows)"
+    )
+    max_clip_s: float = Field(
+        10.0, gt=0, description="the longest part of a clip cached (its windows); >= window_s"
+    )
+    crop: Literal["center", "start"] = Field(
+        "center", description="where max_clip_s of a longer clip is taken from"
+    )
     # The splits, index.csv and stats.json are recomputed on every run; only shards are reused.
     protocol: Annotated[Literal["speaker_kfold", "random"], NOT_OUTPUT] = "speaker_kfold"
     n_folds: Annotated[int | None, NOT_OUTPUT] = Field(
-        None, ge=2, description="default: the dataset's"
+        None, ge=2, description="default: the dataset's (RAVDESS 6, CREMA-D 5, folder 5, demo 3)"
     )
     val_fraction: Annotated[float, NOT_OUTPUT] = Field(0.2, gt=0, lt=1)
     seed: Annotated[int, NOT_OUTPUT] = 0
@@ -336,6 +345,25 @@ class CacheConfig(Section):
     @classmethod
     def _audio_encoder(cls, v: str) -> str:
         return _one_of(v, [*AUDIO_FEATURES, *AUDIO_ENCODERS])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clip_cap_default(cls, data: Any) -> Any:
+        """Unset max_clip_s (a config from before it) is at least one window."""
+        if isinstance(data, dict) and "max_clip_s" not in data and "window_s" in data:
+            default = cls.model_fields["max_clip_s"].default
+            with contextlib.suppress(TypeError, ValueError):
+                return {**data, "max_clip_s": max(default, float(data["window_s"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _clip_cap(self) -> CacheConfig:
+        if self.max_clip_s < self.window_s:
+            raise ValueError(
+                f"cache.max_clip_s ({self.max_clip_s}) is shorter than cache.window_s "
+                f"({self.window_s}); set max_clip_s >= window_s (= window_s: one window per clip)"
+            )
+        return self
 
     @field_validator("face_encoder")
     @classmethod

@@ -19,7 +19,10 @@ import torch
 from torch import nn
 
 from aver.errors import AverError, DataError
+from aver.features.window import shift_faces as shift_faces  # re-exported
 from aver.progress import bar as progress_bar
+from aver.windows import HOP_S, aggregate_by_clip
+from aver.windows import window_starts as window_starts  # re-exported (the rule's home)
 
 if TYPE_CHECKING:
     from aver.config import CacheConfig
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from aver.model_card import ModelCard
 
 BATCH_SIZE = 32
-TIMELINE_HOP_S = 1.0
+TIMELINE_HOP_S = HOP_S  # the default cache.hop_s (aver.windows)
 # loss_fn(model output, labels) -> scalar loss tensor (the training loss, for validation)
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
 
@@ -100,8 +103,9 @@ def predict(
     desc: str | None = None,
     progress: bool = False,
 ) -> Predictions:
-    """Run `model` in eval mode over labelled batches; labels, argmax, softmax (and loss).
-    Outputs stay on the device until the pass ends (no host sync per batch)."""
+    """Run `model` in eval mode over labelled batches; labels, argmax, softmax (and loss), per
+    clip: the windows of a clip (rows with its clip id) are aggregated (`per_clip`). Outputs
+    stay on the device until the pass ends (no host sync per batch)."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -126,12 +130,31 @@ def predict(
         )
     p = torch.cat(probs).cpu()
     loss_sum = float(torch.stack(losses).cpu().double().sum()) if losses else float("nan")
-    return Predictions(
+    pred = Predictions(
         y_true=torch.cat(ys).cpu().numpy(),
         y_pred=p.argmax(dim=-1).numpy(),
         probs=p.numpy(),
         clip_ids=list(ids),
         loss=loss_sum / n,
+    )
+    return per_clip(pred)
+
+
+def per_clip(pred: Predictions) -> Predictions:
+    """Window predictions -> clip predictions: the rows sharing a clip id (the windows of one
+    clip) become one row, its probabilities the aver.windows AGGREGATE (their mean) and its
+    prediction the argmax of that. Rows without a clip id, or all distinct, are kept as they
+    are; `loss` stays the mean over windows."""
+    ids = pred.clip_ids
+    if not ids or "" in ids or len(set(ids)) == len(ids):
+        return pred
+    clip_ids, probs, first = aggregate_by_clip(pred.probs, ids)
+    return Predictions(
+        y_true=pred.y_true[first],
+        y_pred=probs.argmax(axis=1),
+        probs=probs,
+        clip_ids=clip_ids,
+        loss=pred.loss,
     )
 
 
@@ -161,26 +184,8 @@ def class_probabilities(
 
 
 # ---- windows of long clips --------------------------------------------------------------------
-
-
-def window_starts(duration_s: float, window_s: float, hop_s: float = TIMELINE_HOP_S) -> np.ndarray:
-    """Window start times every `hop_s` from 0; the last window ends at the clip's end.
-
-    A clip shorter than the window gives one window at 0 (padded, as in the cache).
-    """
-    last = max(float(duration_s) - float(window_s), 0.0)
-    starts = np.arange(0.0, last + 1e-9, hop_s)
-    if last - starts[-1] > 1e-6:
-        starts = np.append(starts, last)
-    return starts
-
-
-def shift_faces(faces: Mapping[str, np.ndarray], start_s: float) -> dict[str, np.ndarray]:
-    """Face arrays with times moved so that `start_s` becomes 0 (frames are not copied)."""
-    return {
-        "frames": faces["frames"],
-        "times": (np.asarray(faces["times"], np.float64) - start_s).astype(np.float32),
-    }
+# The window rule (positions, aggregate) is aver.windows; the arrays of windows are
+# aver.features.window's (the cache stage computes the same ones).
 
 
 def window_arrays(
@@ -192,11 +197,7 @@ def window_arrays(
     target_rate: int,
     encoders: Encoders | None = None,
 ) -> dict[str, np.ndarray]:
-    """clip_features of the cache window starting at `start_s` (times on the video's axis).
-
-    The waveform and face times are shifted so the window starts at 0, cut with crop="start",
-    and the returned timestamps are shifted back.
-    """
+    """clip_features of the cache window starting at `start_s` (times on the video's axis)."""
     first = round(start_s * sample_rate)
     segment = (first / sample_rate, wave[first:])
     return windows_arrays([segment], sample_rate, faces, cfg, target_rate, encoders)[0]
@@ -210,28 +211,14 @@ def windows_arrays(
     target_rate: int,
     encoders: Encoders | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """The cache arrays of several windows, each given as (start_s, waveform from start_s on),
-    with `faces` times on the video's axis; pretrained encoders run once over the batch.
-
-    As `window_arrays`: each window is cut at its start with crop="start" (the waveform holds
-    at least the window, or the rest of the clip) and its timestamps are on the video's axis.
-    """
-    from aver.features import WindowSpec
-    from aver.features.window import clips_features, cut_clip
+    """The cache arrays of several windows, each given as (start_s, waveform from start_s on)
+    (`aver.features.window.windows_arrays` with the cache config's window)."""
+    from aver.features.window import WindowSpec
+    from aver.features.window import windows_arrays as arrays_of
 
     face_dim = encoders.face_dim if encoders is not None and encoders.face is not None else None
-    spec = WindowSpec.from_config(
-        cfg.model_copy(update={"crop": "start"}), target_rate, face_dim=face_dim
-    )
-    cuts = [
-        cut_clip(wave, shift_faces(faces, start_s), spec, sample_rate=sample_rate)
-        for start_s, wave in segments
-    ]
-    out = clips_features(cuts, spec, encoders)
-    for (start_s, _), arrays in zip(segments, out):
-        for key in ("audio_times", "video_times"):
-            arrays[key] = (arrays[key].astype(np.float64) + start_s).astype(np.float32)
-    return out
+    spec = WindowSpec.from_config(cfg, target_rate, face_dim=face_dim)
+    return arrays_of(segments, sample_rate, faces, spec, encoders)
 
 
 # ---- trained models ---------------------------------------------------------------------------

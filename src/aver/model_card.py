@@ -25,6 +25,7 @@ from aver.config import AlignConfig, CacheConfig, ExtractConfig, ModelConfig, Pa
 from aver.errors import DataError
 from aver.features.stats import FoldStats
 from aver.redact import redact_obj
+from aver.windows import AGGREGATE, HOP_S
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,10 @@ class InputSpec(_Record):
     audio_dim: int  # feature bins per audio frame (encoder layers: dims per layer)
     sample_rate: int  # Hz of the waveform the features are computed from
     window_s: float
-    crop: str  # center | start
+    crop: str  # center | start: where max_clip_s of a longer clip was taken from
+    hop_s: float = 1.0  # windows of a clip start this far apart (aver.windows)
+    max_clip_s: float | None = None  # the longest part of a clip cached (None: one window)
+    aggregate: str = AGGREGATE  # a clip's probabilities from its windows'
     video_fps: float
     face_size: int  # face side in pixels (0: face embeddings)
     audio_layers: int = 0  # encoder layers per audio frame (0: spectral features, v1 files)
@@ -189,6 +193,8 @@ def card_from_params(
             sample_rate=int(audio.get("sample_rate") or extract["sample_rate"]),
             window_s=float(cache["window_s"]),
             crop=str(cache["crop"]),
+            hop_s=float(cache.get("hop_s", HOP_S)),
+            max_clip_s=_max_clip_s(meta, cache),
             video_fps=float(video.get("fps", cache["video_fps"])),
             face_size=int(dims["face_size"]),
             audio_layers=int(dims.get("audio_layers", 0)),
@@ -209,6 +215,14 @@ def card_from_params(
         run=dict(run or {}),
         provenance=Provenance(aver_version=aver.__version__, git_commit=git_commit or None),
     )
+
+
+def _max_clip_s(meta: Mapping[str, Any], cache: Mapping[str, Any]) -> float | None:
+    """The cache's clip cap (meta.json `windows`, else its config); None: a cache from before
+    whole clips (one window per clip)."""
+    windows = meta.get("windows") or {}
+    cap = windows.get("max_clip_s", cache.get("max_clip_s"))
+    return None if cap is None else float(cap)
 
 
 def read_card(raw: Mapping[str, Any] | str, source: str = "model card") -> ModelCard:

@@ -13,6 +13,7 @@ import pytest
 from aver.datasets.download import run
 from aver.datasets.folder import FolderDataset, clip_ids
 from aver.errors import ConfigError, DataError
+from aver.features.splits import make_splits
 from tests.datasets.conftest import make_params, touch
 
 # 3 speakers, 2 classes of 3 clips: the smallest listing the default folds (3) accept
@@ -300,3 +301,40 @@ def test_a_folder_of_audio_files_is_an_audio_only_dataset(tmp_path):
     assert _modalities(tmp_path, "FLAC") == ["audio"]
     assert _modalities(tmp_path, "mp4") == ["audio", "video"]
     assert _modalities(tmp_path, "mp4", modality="audio") == ["audio"]  # videos' sound only
+
+
+def _with_column(csv: Path, column: str, values: list[str]) -> Path:
+    """Add a column to a listing written by `_listing`."""
+    lines = csv.read_text().splitlines()
+    rows = [f"{line},{v}" for line, v in zip(lines[1:], values)]
+    csv.write_text("\n".join([f"{lines[0]},{column}", *rows]) + "\n")
+    return csv
+
+
+def test_a_sex_column_lands_in_the_index_and_balances_the_folds(tmp_path):
+    """6 speakers (3 f, 3 m) in a CSV `sex` column: index.csv has it; 3 folds of one of each."""
+    speakers = ["ann", "bea", "cat", "dan", "eli", "fox"]
+    rows = [(label, s) for label in ("happy", "sad") for s in speakers]
+    sex = {"ann": "F", "bea": "f", "cat": "f", "dan": "M", "eli": "m", "fox": " m"}
+    csv = _with_column(_listing(tmp_path / "videos", rows), "sex", [sex[s] for _, s in rows])
+    root = tmp_path / "raw"
+    params = make_params({"dataset": "folder", "root": str(root), "folder": {"csv": str(csv)}})
+    run(params)
+    index = pd.read_csv(root / "index.csv", dtype=str)
+    assert index.set_index("clip_id")["sex"].to_dict() == {
+        f"p{i}": sex[s].strip() for i, (_, s) in enumerate(rows)
+    }
+    for seed in range(3):
+        summary = make_splits(
+            index, protocol="speaker_kfold", n_folds=3, default_folds=5, val_fraction=0.2,
+            seed=seed,
+        )[1]  # fmt: skip
+        assert summary["stratify"] == "sex"
+        assert [f["test_groups"] for f in summary["folds"].values()] == [{"f": 1, "m": 1}] * 3
+
+
+def test_a_speaker_with_two_groups_in_the_csv_is_named(tmp_path):
+    csv = _with_column(_listing(tmp_path, _ROWS), "group", ["a", "b", "a", "b", "b", "a"])
+    msg = _error(csv)  # ann is 'a' on row 1, 'b' on row 4
+    assert "speaker 'ann' has group values ['a', 'b']" in msg, msg
+    assert "give every clip of a speaker the same group" in msg

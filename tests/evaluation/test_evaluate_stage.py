@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from aver.errors import DataError
 from aver.evaluation.pipeline import run as evaluate
@@ -41,6 +42,19 @@ def test_evaluate_writes_consistent_reports(embedded_store, tiny_cache, tmp_path
     for row in per_class.itertuples():
         assert metrics["per_class_recall"][row[1]] == pytest.approx(row.recall)
     assert (reports / "confusion.png").stat().st_size > 1000
+    # the fold's test speakers: in metrics.json, train_summary.json, the fold run, the cards
+    speakers = sorted(set(cache.index.set_index("clip_id").loc[pairs["clip_id"], "speaker"]))
+    assert metrics["per_fold"]["1"]["test_speakers"] == speakers
+    assert metrics["per_run"][0]["test_speakers"] == speakers
+    summary = json.loads((tmp_path / "models" / "train_summary.json").read_text())
+    assert summary["runs"][0]["test_speakers"] == speakers
+    fold_run = MlflowClient().get_run(summary["mlflow"]["fold_run_ids"]["1"])
+    assert fold_run.data.params["test_speakers"] == ",".join(speakers)
+    card = load_trained_model(tmp_path / "models" / "model.pt").card
+    assert card.run["splits"]["test"]["speaker_ids"] == speakers
+    text = (reports / "MODEL_CARD.md").read_text()
+    assert f"- Test speakers (fold 1): {', '.join(speakers)}" in text
+    assert f"| {metrics['n_test']} | {', '.join(speakers)} |" in text
     # the numbers are the model's: predict the test split directly
     trained = load_trained_model(tmp_path / "models" / "model.pt")
     p = predict(trained.model, make_loader(cache, 1, "test", 8, train=False))
@@ -110,3 +124,48 @@ def test_evaluate_intervals_over_seeds(embedded_store, tiny_cache, tmp_path):
     parent = client.get_run(summary["mlflow"]["parent_run_id"]).data.metrics
     assert parent["test_n_runs"] == 2
     assert parent["test_uar_runs_ci95_low"] == pytest.approx(doc["intervals"]["uar"]["runs"][0])
+
+
+def test_evaluate_scores_whole_clips_as_predict_does(embedded_store, tmp_path):
+    """A cache of whole clips (1 to 6 windows each): evaluate scores each test clip once, as the
+    mean of its window probabilities, and predict's windows of the same clip give the same."""
+    from aver.features.pipeline import face_loader
+    from aver.inference import class_probabilities
+    from aver.predict.model import input_settings
+    from aver.predict.windows import WavReader, _window_arrays
+    from aver.windows import mean_probabilities, window_starts
+    from tests.features.conftest import build_cache, whole_clips
+
+    root = tmp_path / "data"
+    out = build_cache(root, whole_clips(), window_s=1.0, hop_s=0.5, max_clip_s=10.0)
+    cache = FeatureCache(out)
+    assert cache.index["n_windows"].max() == 6
+    params = tiny_params(out, tmp_path, prefix="evalwhole", epochs=1, folds=[1], batch_size=4)
+    params = params.model_copy(
+        update={"tracking": params.tracking.model_copy(update={"log_model": False})}
+    )
+    train(params)
+    doc = evaluate(params)
+    pairs = pd.read_csv(tmp_path / "reports" / "confusion.csv")
+    test_ids = cache.split_ids(1, "test")
+    assert sorted(pairs["clip_id"]) == test_ids and doc["n_test"] == len(test_ids)
+    trained = load_trained_model(tmp_path / "models" / "model.pt")
+    i = trained.card.input
+    assert (i.window_s, i.hop_s, i.max_clip_s) == (1.0, 0.5, 10.0)
+    assert i.aggregate == "mean of window probabilities"
+    card = (tmp_path / "reports" / "MODEL_CARD.md").read_text()
+    assert "as 1 s windows every 0.5 s; a clip's score is the mean of window probabilities" in card
+    settings = input_settings(trained)
+    assert settings.cache.hop_s == 0.5
+    faces = face_loader(root / "faces")
+    p = predict(trained.model, make_loader(cache, 1, "test", 4, train=False))
+    predicted = dict(zip(pairs["clip_id"], pairs["predicted"]))
+    for k, clip_id in enumerate(p.clip_ids):
+        wav = WavReader(root / "interim" / "audio" / f"{clip_id}.wav")
+        duration = len(wav.segment(0.0, 100.0)[1]) / wav.sample_rate
+        starts = [float(s) for s in window_starts(duration, 1.0, settings.cache.hop_s)]
+        assert len(starts) == cache.n_windows(clip_id)
+        arrays = _window_arrays(starts, dict(faces(clip_id)), wav, settings)
+        ours = mean_probabilities(class_probabilities(trained.model, arrays, settings.stats))
+        np.testing.assert_allclose(p.probs[k], ours, atol=1e-5)
+        assert trained.classes[int(np.argmax(ours))] == predicted[clip_id]

@@ -63,6 +63,17 @@ def standard_clips(speakers: int = 6, per_class: int = 2, extreme: str | None = 
     return clips
 
 
+def whole_clips() -> list[Clip]:
+    """6 speakers x 2 classes, clips of 0.6 s to 3.1 s (1 to 6 windows of 1 s every 0.5 s)."""
+    durations = (0.6, 1.0, 1.3, 2.2, 3.1)
+    clips = []
+    for s in range(6):
+        for c, label in enumerate(CLASSES):
+            d = durations[(s + c) % len(durations)]
+            clips.append(random_clip(f"sp{s}-{label}", f"sp{s}", label, d, seed=10 * s + c))
+    return clips
+
+
 def write_inputs(root: Path, clips: list[Clip], *, n_folds: int = 3, order_seed: int | None = None):
     """Write raw/index.csv + dataset.json, interim WAVs + manifest, faces shards + index.csv.
 
@@ -137,6 +148,8 @@ def make_params(root: Path, **cache: object) -> Params:
         "n_mels": 32,
         "shard_clips": 5,
     }
+    # one window per clip (the window centred on it) unless a test caches whole clips
+    defaults["max_clip_s"] = cache.get("window_s", defaults["window_s"])
     return Params(
         data=DataConfig(root=str(root / "raw")),
         extract=ExtractConfig(out=str(root / "interim"), sample_rate=SR),

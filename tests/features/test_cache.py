@@ -96,7 +96,7 @@ def test_clips_missing_upstream_are_skipped(tmp_path: Path):
 def test_interrupted_run_resumes_finished_shards(tmp_path: Path, monkeypatch):
     write_inputs(tmp_path, standard_clips())
     params = make_params(tmp_path)
-    real = cache_pipeline.cut_clip
+    real = cache_pipeline.cut_windows
     calls: list[int] = []
 
     def interrupt_at_clip_12(*args, **kwargs):
@@ -105,13 +105,13 @@ def test_interrupted_run_resumes_finished_shards(tmp_path: Path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cache_pipeline, "cut_clip", interrupt_at_clip_12)
+    monkeypatch.setattr(cache_pipeline, "cut_windows", interrupt_at_clip_12)
     with pytest.raises(KeyboardInterrupt):
         cache_pipeline.run(params)
     assert not (tmp_path / "features").exists()  # nothing under the final name yet
     calls.clear()
     monkeypatch.setattr(
-        cache_pipeline, "cut_clip", lambda *a, **k: calls.append(1) or real(*a, **k)
+        cache_pipeline, "cut_windows", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     out = cache_pipeline.run(params)
     assert len(calls) == 24 - 10  # shards 0 and 1 (5 clips each) were kept

@@ -95,8 +95,29 @@ def test_split_counts_per_split_and_class():
     assert counts["train"] == {"clips": 7, "speakers": 2,
                                "classes": {"angry": 3, "happy": 3, "sad": 1}}  # fmt: skip
     assert counts["val"]["classes"] == {"angry": 1, "happy": 0, "sad": 1}
-    assert counts["test"] == {"clips": 3, "speakers": 1,
+    assert counts["test"] == {"clips": 3, "speakers": 1, "speaker_ids": ["d"],
                               "classes": {"angry": 0, "happy": 3, "sad": 0}}  # fmt: skip
+
+
+def test_split_counts_name_the_test_speakers_and_their_attribute():
+    index = _index()
+    index["sex"] = index["speaker"].map({"a": "male", "b": "Female", "c": "", "d": "male"})
+    counts = split_counts(index, 0, CLASSES, attribute="sex")
+    assert counts["train"]["groups"] == {"female": 1, "male": 1}
+    assert counts["val"]["groups"] == {"unknown": 1}
+    assert counts["test"]["speaker_ids"] == ["d"] and counts["test"]["groups"] == {"male": 1}
+
+
+def test_card_names_each_folds_test_speakers():
+    card = _card()
+    card.run["splits"]["test"].update(attribute="sex", groups={"male": 1})
+    doc = {**TEST_DOC, "per_fold": {k: {**v, "test_speakers": [f"s{k}", "t"]}
+                                    for k, v in TEST_DOC["per_fold"].items()}}  # fmt: skip
+    text = render(CardInputs(card, "aver-demo", "7", test=doc))
+    assert "- Test speakers (fold 0): d (sex: male 1)" in text
+    assert "| fold | UAR | WA | macro-F1 | test clips | test speakers |" in text
+    assert "| 0 | 0.511 | 0.582 | 0.493 | 30 | s0, t |" in text
+    assert "| 1 | 0.591 | 0.622 | 0.567 | 28 | s1, t |" in text
 
 
 def test_render_has_every_section_and_the_inputs_numbers():

@@ -58,6 +58,11 @@ class DatasetSpec(ABC):
     ) -> None:
         """Raise DataError when the listing cannot be split or trained on; default: no check."""
 
+    def external_inputs(self, root: Path, params: Params, samples: list[Sample]) -> dict[str, Path]:
+        """Input files outside `root` that DVC must see (link name -> file; aver.datasets.inputs);
+        default: none (the media lies in `root`, a DVC output)."""
+        return {}
+
     def sources(self, params: Params) -> list[Source]:
         """Remote files to download (may fetch small metadata, e.g. a Zenodo record)."""
         return []

@@ -1,8 +1,9 @@
 """The download stage: fetch and verify the dataset's files, extract archives, write the index.
 
 Outputs in `data.root` (see docs/data-contracts.md): the media in its native layout,
-`index.csv` (clip_id,path,label,speaker + dataset columns, sorted by clip_id) and `dataset.json`
-({name, classes, n_folds, n_clips, modalities}).
+`index.csv` (clip_id,path,label,speaker + dataset columns, sorted by clip_id), `dataset.json`
+({name, classes, n_folds, n_clips, modalities}) and, for inputs outside `data.root` (a folder
+dataset), `inputs.csv` and the links DVC hashes (aver.datasets.inputs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from aver.config import DownloadConfig, Params
 from aver.contracts import RAW_INDEX, DatasetInfo
+from aver.datasets import inputs
 from aver.datasets.base import DatasetSpec, Sample, Source
 from aver.errors import AverError, DataError, DownloadError
 from aver.io.archives import safe_extract
@@ -59,6 +61,7 @@ def run(params: Params, spec: DatasetSpec | None = None) -> None:
     RAW_INDEX.write(root, frame)
     modalities = list(spec.modalities(params, samples))
     DatasetInfo(spec.name, classes, spec.folds(samples), len(frame), modalities).write(root)
+    inputs.record(spec.external_inputs(root, params, samples), root, params.download.workers)
     counts = Counter(frame["label"])
     log.info(
         "%s: %d clips, %d speakers, %d classes (%s) -> %s",

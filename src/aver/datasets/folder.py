@@ -20,6 +20,10 @@ A CSV listing only audio files (`AUDIO_SUFFIXES`, e.g. a folder of WAVs), or any
 `data.modality: audio`, is an audio-only dataset (dataset.json `modalities: [audio]`): only the
 sound is extracted and only audio models train on it.
 
+Optional columns `group` and/or `sex` give each speaker an attribute (one value per speaker,
+checked up front); they land in index.csv and the speaker-independent folds are balanced over
+the first of them present (`aver.features.splits.SPEAKER_ATTRIBUTES`).
+
 `clip_id` is the file stem (characters outside [A-Za-z0-9._-] become '_'), made unique with the
 file's parent folders when stems collide. `Sample.path` is relative to `data.root` when the file
 lies under it, else absolute.
@@ -37,11 +41,12 @@ import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aver.config import FolderConfig, Params
 from aver.datasets.base import DatasetSpec, Sample
 from aver.errors import ConfigError, DataError
-from aver.features.splits import fold_count, min_units
+from aver.features.splits import SPEAKER_ATTRIBUTES, fold_count, min_units, speaker_groups
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ class FolderRow:
     speaker: str
     written_path: str = ""  # path and label as the CSV has them
     written_label: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()  # (column, value) of SPEAKER_ATTRIBUTES given
 
 
 def csv_path(cfg: FolderConfig) -> Path:
@@ -110,20 +116,11 @@ def read_folder_csv(
             fix="make the first line exactly: path,label,speaker",
         )
     reader.fieldnames = header
-    rows: list[FolderRow] = []
-    for i, raw in enumerate(reader, start=1):
-        values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
-        empty = [c for c in COLUMNS if not values[c]]
-        if empty:
-            raise DataError(
-                f"row {i} (line {i + 1}): empty {', '.join(empty)}",
-                path=path,
-                fix=f"fill in {', '.join(empty)} on line {i + 1} or delete that row",
-            )
-        file = Path(values["path"]).expanduser()
-        file = (file if file.is_absolute() else base / file).resolve()
-        label = values["label"] if classes else normalise_label(values["label"])
-        rows.append(FolderRow(i, file, label, values["speaker"], values["path"], values["label"]))
+    optional = [c for c in SPEAKER_ATTRIBUTES if c in header]
+    rows = [
+        _parse_row(i, raw, optional, base, path, normalise=not classes)
+        for i, raw in enumerate(reader, start=1)
+    ]
     if not rows:
         raise DataError("lists no videos", path=path, fix="add one row per video under the header")
     if classes:
@@ -142,6 +139,26 @@ def read_folder_csv(
         _check_inside(rows, base, path)
     _check_files(rows, base, path)
     return rows
+
+
+def _parse_row(
+    i: int, raw: dict[str, Any], optional: list[str], base: Path, path: Path, *, normalise: bool
+) -> FolderRow:
+    """Data row `i` of the CSV at `path`: required fields filled, path resolved against `base`,
+    the label normalised (unless classes are given), `optional` attribute columns kept."""
+    values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
+    empty = [c for c in COLUMNS if not values[c]]
+    if empty:
+        raise DataError(
+            f"row {i} (line {i + 1}): empty {', '.join(empty)}",
+            path=path,
+            fix=f"fill in {', '.join(empty)} on line {i + 1} or delete that row",
+        )
+    file = Path(values["path"]).expanduser()
+    file = (file if file.is_absolute() else base / file).resolve()
+    label = normalise_label(values["label"]) if normalise else values["label"]
+    attributes = tuple((c, (raw.get(c) or "").strip()) for c in optional)
+    return FolderRow(i, file, label, values["speaker"], values["path"], values["label"], attributes)
 
 
 def read_utf8(path: Path) -> str:
@@ -321,6 +338,14 @@ def _relative_or_absolute(file: Path, root: Path) -> str:
         return file.as_posix()
 
 
+def check_attributes(samples: list[Sample], csv: Path) -> None:
+    """DataError naming the CSV when a speaker's rows disagree on a `group`/`sex` column."""
+    for column in SPEAKER_ATTRIBUTES:
+        if any(column in s.meta for s in samples):
+            speakers, values = [s.speaker for s in samples], [s.meta.get(column) for s in samples]
+            speaker_groups(speakers, values, column, path=csv)
+
+
 def check_counts(
     samples: list[Sample], classes: list[str], *, protocol: str, n_folds: int, csv: Path
 ) -> None:
@@ -397,6 +422,7 @@ class FolderDataset(DatasetSpec):
             n_folds=fold_count(cache.protocol, cache.n_folds, self.folds(samples)),
             csv=csv_path(params.data.folder),
         )
+        check_attributes(samples, csv_path(params.data.folder))
 
     def samples(self, root: Path, params: Params) -> list[Sample]:
         """One sample per CSV row, media left in place, sorted by clip_id."""
@@ -410,10 +436,16 @@ class FolderDataset(DatasetSpec):
                 path=_relative_or_absolute(r.file, Path(root)),
                 label=r.label,
                 speaker=r.speaker,
+                meta=dict(r.attributes),
             )
             for cid, r in zip(ids, rows)
         ]
         return sorted(out, key=lambda s: s.clip_id)
+
+    def external_inputs(self, root: Path, params: Params, samples: list[Sample]) -> dict[str, Path]:
+        """The CSV (`dataset.csv`) and every listed file (`media/<clip_id><ext>`)."""
+        media = {f"media/{s.clip_id}{Path(s.path).suffix}": root / s.path for s in samples}
+        return {"dataset.csv": csv_path(params.data.folder), **media}
 
 
 def _log_classes(rows: list[FolderRow], cfg: FolderConfig) -> None:

@@ -1,5 +1,9 @@
 """The `evaluate` stage: each trained (fold, seed) run's best model on its test split -> reports/.
 
+A test clip is scored as `aver predict` scores a video: every cached window of it
+(`aver.windows`), its probabilities the mean of the window probabilities
+(`aver.inference.predict`); each clip counts once in every metric.
+
 Reads `models/train_summary.json` and the model file of each run it lists (`runs`: every fold x
 seed of train.seeds; older summaries: `models/folds/fold-K.pt` per fold, model.pt for the model
 fold), writes (atomically) under `evaluate.out`:
@@ -7,7 +11,8 @@ fold), writes (atomically) under `evaluate.out`:
   their std, 95% intervals (`<metric>_ci95_low/high`: bootstrap over test clips, resampling each
   run's clips; `intervals.<metric>.runs`: Student t across the (fold, seed) runs, from two runs
   on; aver.evaluation.intervals), per-class recall, protocol, leaky flag, fold(s), `per_fold`
-  (the first seed's run of each fold), `per_run` (every run, with its fold and seed)
+  (the first seed's run of each fold), `per_run` (every run, with its fold and seed); each
+  fold's and run's entry names its `test_speakers`
 - `confusion.csv` (clip_id,actual,predicted; DVC confusion template) + `confusion.png`
 - `per_class.csv` (class, support, precision, recall, f1), `per_class_recall.png`
   (these three, and the pooled per-class recall, from the first seed's runs: each test clip once
@@ -33,6 +38,7 @@ from aver.evaluation.intervals import metric_intervals
 from aver.evaluation.report import confusion_pairs, fold_metrics, metrics_document, per_class_table
 from aver.features.cache import FeatureCache
 from aver.features.loader import make_loader
+from aver.features.splits import fold_speakers
 from aver.inference import Predictions, load_trained_model, predict, resolve_device
 from aver.io.atomic import write_csv, write_json, write_text
 from aver.resolution import resolve
@@ -100,6 +106,7 @@ def run(params: Params) -> dict[str, Any]:
             path = models_dir / "model.pt"
         p = _predict_test(params, cache, summary, path, fold, key, device)
         m = fold_metrics(p.y_true, p.y_pred, classes)
+        m["test_speakers"] = fold_speakers(cache.index, fold)
         per_run.append({"fold": fold, "seed": seed, "run_id": spec["run_id"], **m})
         runs_pred.append((p.y_true, p.y_pred))
         if fold not in per_fold:  # the first seed's run of the fold

@@ -1,10 +1,11 @@
 """The feature cache on disk: fixed-shape `.npy` shards, index.csv, meta.json, stats.json.
 
 Layout of `data/features/`:
-    shard-00000/{audio,audio_mask,audio_times,video,video_mask,video_times}.npy  (rows = clips)
-    index.csv   clip_id,label,label_idx,speaker,fold,shard,row,split_0..split_{K-1},<dataset cols>
-    meta.json   classes, feature dims, fps, window, protocol, leaky, n_folds, array shapes,
-                modalities
+    shard-00000/{audio,audio_mask,audio_times,video,video_mask,video_times}.npy  (rows = windows)
+    index.csv   clip_id,label,label_idx,speaker,fold,shard,row,split_0..split_{K-1},n_windows,
+                <dataset cols>  (a clip's windows are rows row..row+n_windows-1 of its shard)
+    meta.json   classes, feature dims, fps, window, windows (rule, hop, cap), protocol, leaky,
+                n_folds, array shapes, modalities
     stats.json  {"folds": {"<k>": FoldStats}} from fold k's training clips only
 
 Shards are written one at a time from a fixed buffer (memory is bounded by one shard). Rows are
@@ -43,22 +44,34 @@ def shard_name(i: int) -> str:
 
 
 class ShardBuffer:
-    """A preallocated shard of up to `capacity` clips; `write` saves its rows atomically."""
+    """A shard's rows (one per window of a clip), preallocated for `capacity` rows and grown
+    when more come (a clip has one row per window); `write` saves the rows atomically."""
 
     def __init__(self, shapes: Shapes, capacity: int):
         self.shapes = shapes
-        self.capacity = capacity
-        self.arrays = {k: np.zeros((capacity, *s), dtype=d) for k, (s, d) in shapes.items()}
+        self.capacity = max(1, capacity)
+        self.arrays = {k: np.zeros((self.capacity, *s), dtype=d) for k, (s, d) in shapes.items()}
         self.clip_ids: list[str] = []
 
     def __len__(self) -> int:
         return len(self.clip_ids)
 
+    def _grow(self) -> None:
+        self.capacity += max(1, self.capacity // 2)
+        for name, arr in self.arrays.items():
+            grown = np.zeros((self.capacity, *arr.shape[1:]), dtype=arr.dtype)
+            grown[: len(arr)] = arr
+            self.arrays[name] = grown
+
+    def truncate(self, n: int) -> None:
+        """Forget the rows from `n` on (a clip whose later window failed)."""
+        del self.clip_ids[n:]
+
     def add(self, clip_id: str, arrays: dict[str, np.ndarray]) -> int:
-        """Copy one clip's arrays into the next row; returns the row."""
+        """Copy one window's arrays into the next row; returns the row."""
         row = len(self.clip_ids)
         if row >= self.capacity:
-            raise ValueError("shard buffer full")
+            self._grow()
         for name, (shape, dtype) in self.shapes.items():
             arr = arrays[name]
             if tuple(arr.shape) != shape:
@@ -179,8 +192,17 @@ class FeatureCache:
         except (KeyError, ValueError, TypeError) as err:
             raise DataError(f"corrupt cache metadata ({err})", path=self.path, fix=FIX) from None
         self._pos = {cid: i for i, cid in enumerate(self.index["clip_id"])}
+        # the windows of a clip are rows row..row+n_windows-1 (caches before windows: one)
+        if "n_windows" in self.index.columns:
+            windows = self.index["n_windows"].astype(int).to_numpy()
+        else:
+            windows = np.ones(len(self.index), np.int64)
+        if len(windows) and windows.min() < 1:
+            raise DataError("corrupt cache index (n_windows < 1)", path=self.path, fix=FIX)
+        self._windows = windows
+        last_rows = self.index["row"].astype(int) + windows - 1
         self._readers: dict[tuple[str, str], NpyRows] = {}
-        for shard, rows in self.index.groupby("shard")["row"]:
+        for shard, rows in last_rows.groupby(self.index["shard"]):
             for name, (shape, dtype) in self.shapes.items():
                 reader = NpyRows(self.path / str(shard) / f"{name}.npy")
                 if reader.row_shape != shape or reader.dtype != np.dtype(dtype):
@@ -214,6 +236,11 @@ class FeatureCache:
     def leaky(self) -> bool:
         return bool(self.meta["leaky"])
 
+    @property
+    def stratify(self) -> str | None:
+        """The speaker attribute column the folds were balanced over (None: not balanced)."""
+        return (self.meta.get("splits") or {}).get("stratify")
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -237,14 +264,29 @@ class FeatureCache:
         self._check_fold(fold)
         return self.stats[fold]
 
-    def read(self, clip_id: str) -> dict[str, np.ndarray]:
-        """The cached arrays of one clip (copies, writable)."""
+    def _where(self, clip_id: str) -> tuple[int, str, int]:
         try:
             i = self._pos[clip_id]
         except KeyError:
             raise KeyError(f"{clip_id!r} not in {self.path / 'index.csv'}") from None
-        shard, row = str(self.index.at[i, "shard"]), int(self.index.at[i, "row"])
-        return {name: self._readers[(shard, name)].read(row) for name in self.shapes}
+        return i, str(self.index.at[i, "shard"]), int(self.index.at[i, "row"])
+
+    def n_windows(self, clip_id: str) -> int:
+        """How many windows of the clip the cache holds (aver.windows; 1 in older caches)."""
+        return int(self._windows[self._where(clip_id)[0]])
+
+    def read(self, clip_id: str, window: int = 0) -> dict[str, np.ndarray]:
+        """The cached arrays of one window of a clip (copies, writable)."""
+        i, shard, row = self._where(clip_id)
+        if not 0 <= window < self._windows[i]:
+            raise IndexError(f"{clip_id}: window {window} not in 0..{self._windows[i] - 1}")
+        return {name: self._readers[(shard, name)].read(row + window) for name in self.shapes}
+
+    def read_windows(self, clip_id: str) -> dict[str, np.ndarray]:
+        """The cached arrays of every window of a clip, stacked (W, ...)."""
+        i, shard, row = self._where(clip_id)
+        stop = row + int(self._windows[i])
+        return {name: self._readers[(shard, name)].read(row, stop) for name in self.shapes}
 
     def label_idx(self, clip_id: str) -> int:
         return int(self.index.at[self._pos[clip_id], "label_idx"])

@@ -121,7 +121,14 @@ def batch_from_arrays(
 
 
 class ClipDataset(Dataset):
-    """Clips of one split read from the cache; items are keyed by (position, augment seed)."""
+    """Windows of the clips of one split read from the cache; items are keyed by (position,
+    augment seed).
+
+    `windows="all"`: an item per window of each clip (evaluation: a clip's windows are
+    consecutive items, aggregated by `aver.inference.predict`); `"random"`: an item per clip,
+    one of its windows drawn from the item's seed (training: each epoch a clip shows a
+    window drawn afresh, so training sees every part of the clip).
+    """
 
     def __init__(
         self,
@@ -130,22 +137,35 @@ class ClipDataset(Dataset):
         stats: FoldStats,
         augment: AugmentConfig | None = None,
         modality_dropout: float = 0.0,
+        windows: str = "all",
     ):
+        if windows not in ("all", "random"):
+            raise ValueError(f"windows must be 'all' or 'random', got {windows!r}")
         self.cache = cache
         self.clip_ids = list(clip_ids)
         self.stats = stats
         self.augment = augment
         self.modality_dropout = modality_dropout
+        self.windows = windows
+        self.items: list[tuple[str, int]] = (
+            [(c, k) for c in self.clip_ids for k in range(cache.n_windows(c))]
+            if windows == "all"
+            else [(c, -1) for c in self.clip_ids]
+        )
 
     def __len__(self) -> int:
-        return len(self.clip_ids)
+        return len(self.items)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         i, seed = key if isinstance(key, tuple) else (key, NO_AUGMENT)
-        clip_id = self.clip_ids[i]
+        clip_id, window = self.items[i]
+        if window < 0:  # a window drawn from the item's seed (its own stream)
+            n = self.cache.n_windows(clip_id)
+            pick = np.random.default_rng([seed, 2]) if seed != NO_AUGMENT else None
+            window = int(pick.integers(n)) if pick is not None else (n - 1) // 2
         use_aug = self.augment is not None and seed != NO_AUGMENT
         rng = np.random.default_rng(seed) if use_aug else None
-        arrays = self.cache.read(clip_id)
+        arrays = self.cache.read(clip_id, window)
         s: dict[str, Any] = dict(prepare_sample(arrays, self.stats, rng, self.augment))
         if seed != NO_AUGMENT and self.modality_dropout > 0:
             dropped = pick_dropped(np.random.default_rng([seed, 1]), self.modality_dropout)
@@ -222,8 +242,10 @@ def make_loader(
 ) -> DataLoader:
     """DataLoader over a split of one fold, normalised with that fold's training stats.
 
-    train=True shuffles, augments (unless augment=False) and drops a last batch of one clip
-    (BatchNorm); train=False keeps cache order, no augmentation, every clip once.
+    train=True shuffles, shows one random window of each clip per epoch, augments (unless
+    augment=False) and drops a last batch of one clip (BatchNorm); train=False keeps cache
+    order, no augmentation, every window of every clip once (a clip's windows consecutive,
+    each with the clip's id: `aver.inference.predict` aggregates them per clip).
     modality_dropout p > 0 (train only): each clip loses its audio or its video with chance p
     (`aver.features.augment.pick_dropped`), whether or not the rest is augmented.
     world_size > 1 (DDP): this rank's shard of each pass (ShardSampler), batch_size clips a
@@ -241,8 +263,10 @@ def make_loader(
     use_aug = train if augment is None else augment
     aug_cfg = (augment_config or AugmentConfig()) if use_aug else None
     drop = modality_dropout if train else 0.0
-    dataset = ClipDataset(cache, ids, cache.fold_stats(fold), aug_cfg, drop)
-    passes = EpochSampler(len(ids), shuffle=train, augment=use_aug or drop > 0, seed=seed)
+    windows = "random" if train else "all"
+    dataset = ClipDataset(cache, ids, cache.fold_stats(fold), aug_cfg, drop, windows)
+    # training draws a seed per item always: it picks the clip's window (and augments)
+    passes = EpochSampler(len(dataset), shuffle=train, augment=train or use_aug, seed=seed)
     sampler = passes if world_size == 1 else ShardSampler(passes, rank, world_size)
     n = len(sampler)
     drop_last = train and n % batch_size == 1 and n > 1

@@ -9,6 +9,9 @@ order and written shard by shard (`cache.shard_clips` per shard) into `<out>.par
 statistics are computed from training clips only, and the directory is promoted onto
 `cache.out`. Clips without video (audio-only datasets) get an all-masked video window, and
 meta.json's `modalities` is dataset.json's (["audio"]: only audio models train on it).
+Each clip is cached whole, up to `cache.max_clip_s`: as the windows of `aver.windows` (one row
+per window, cut exactly as `aver predict` cuts them), recorded in index.csv `n_windows` and
+meta.json `windows`.
 """
 
 from __future__ import annotations
@@ -39,14 +42,22 @@ from aver.contracts import (
 )
 from aver.errors import DataError
 from aver.failures import Failure, source_paths
+from aver.features.audio import load_wav
 from aver.features.cache import ShardBuffer, shard_moments, shard_name
 from aver.features.splits import make_splits, split_column, split_counts
 from aver.features.stats import ClipMoments, pooled_stats
-from aver.features.window import ClipWindow, WindowSpec, clips_features, cut_clip
+from aver.features.window import (
+    ClipWindow,
+    WindowSpec,
+    clip_segments,
+    clips_features,
+    cut_windows,
+)
 from aver.io.atomic import write_json
 from aver.output_settings import output_settings
 from aver.progress import bar as progress_bar
 from aver.resumable import ResumableRun
+from aver.windows import AGGREGATE, capped_starts
 
 if TYPE_CHECKING:
     from aver.encoders.loading import Encoders
@@ -258,18 +269,15 @@ class ShardWriter:
         shard_dir = self.work / job.name
         self.buffer.clear()
         failures: list[dict[str, str]] = []
-        batch: list[tuple[str, ClipWindow]] = []
+        batch: list[tuple[str, list[ClipWindow]]] = []
         for clip_id in progress_bar(
             job.clip_ids, desc=f"cache {job.name}", unit="clip", leave=False
         ):
             try:
-                audio = self.interim / str(self.manifest.at[clip_id, "audio"])
-                has_video = bool(self.manifest.at[clip_id, "video"])
-                faces = self.load_faces(clip_id) if has_video else self.no_faces
-                batch.append((clip_id, cut_clip(audio, faces, self.spec)))
+                batch.append((clip_id, self.cut(clip_id)))
             except (DataError, ValueError, KeyError, OSError) as err:
                 failures.append({"clip_id": clip_id, "reason": str(err)})
-            if len(batch) >= self.cfg.encoder_batch:
+            if sum(len(w) for _, w in batch) >= self.cfg.encoder_batch:
                 self._featurise(batch, failures)
                 batch = []
         self._featurise(batch, failures)
@@ -280,12 +288,26 @@ class ShardWriter:
         write_json(shard_dir / "done.json", info)
         return info
 
+    def cut(self, clip_id: str) -> list[ClipWindow]:
+        """The clip's windows (aver.windows.capped_starts: every `cache.hop_s` over at most
+        `cache.max_clip_s` of it), cut as `aver predict` cuts them."""
+        wave, rate = load_wav(self.interim / str(self.manifest.at[clip_id, "audio"]))
+        has_video = bool(self.manifest.at[clip_id, "video"])
+        faces = self.load_faces(clip_id) if has_video else self.no_faces
+        cfg = self.cfg
+        starts = capped_starts(len(wave) / rate, cfg.window_s, cfg.hop_s, cfg.max_clip_s, cfg.crop)
+        return cut_windows(clip_segments(wave, rate, starts), rate, faces, self.spec)
+
     def _featurise(
-        self, batch: list[tuple[str, ClipWindow]], failures: list[dict[str, str]]
+        self, batch: list[tuple[str, list[ClipWindow]]], failures: list[dict[str, str]]
     ) -> None:
-        """Features of a batch of cut clips into the buffer (a clip that fails is recorded)."""
+        """Features of the windows of a batch of clips into the buffer, a clip's windows in
+        consecutive rows (a clip that fails is recorded, none of its rows kept)."""
+        if not batch:
+            return
         try:
-            arrays = clips_features([w for _, w in batch], self.spec, self.encoders)
+            flat = [w for _, windows in batch for w in windows]
+            arrays = iter(clips_features(flat, self.spec, self.encoders))
         except (DataError, ValueError) as err:  # one bad clip: retry one by one to find it
             if len(batch) == 1:
                 failures.append({"clip_id": batch[0][0], "reason": str(err)})
@@ -293,10 +315,14 @@ class ShardWriter:
             for item in batch:
                 self._featurise([item], failures)
             return
-        for (clip_id, _), arr in zip(batch, arrays):
+        for clip_id, windows in batch:
+            n = len(self.buffer)
+            mine = [next(arrays) for _ in windows]
             try:
-                self.buffer.add(clip_id, arr)
+                for window in mine:
+                    self.buffer.add(clip_id, window)
             except ValueError as err:
+                self.buffer.truncate(n)
                 failures.append({"clip_id": clip_id, "reason": str(err)})
 
 
@@ -304,14 +330,18 @@ class ShardWriter:
 class ShardLog:
     """What the written shards hold: clip -> (shard, row) and per-clip moments in row order."""
 
-    placed: dict[str, tuple[str, int]] = field(default_factory=dict)
+    placed: dict[str, tuple[str, int]] = field(default_factory=dict)  # clip -> its first row
+    windows: dict[str, int] = field(default_factory=dict)  # clip -> its rows (windows)
     moments: list[ClipMoments] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # the clip of each row, in row order
     shards: list[str] = field(default_factory=list)
 
     def record(self, shard: str, rows: list[str], moments: ClipMoments) -> None:
+        """A shard's rows: the clip id of each (a clip's windows are consecutive rows)."""
         for row, clip_id in enumerate(rows):
-            self.placed[clip_id] = (shard, row)
+            if clip_id not in self.windows:
+                self.placed[clip_id] = (shard, row)
+            self.windows[clip_id] = self.windows.get(clip_id, 0) + 1
         self.moments.append(moments)
         self.ids += rows
         self.shards.append(shard)
@@ -342,8 +372,10 @@ def write_tables(
     index["row"] = index["clip_id"].map(lambda c: written.placed[c][1])
     for k in range(n_folds):
         index[split_column(k)] = index["clip_id"].map(splits[split_column(k)])
-    extra = [c for c in clips.columns if c not in {*BASE_COLUMNS, "path"}]
-    index = index[BASE_COLUMNS + [split_column(k) for k in range(n_folds)] + extra]
+    index["n_windows"] = index["clip_id"].map(written.windows).astype(int)
+    extra = [c for c in clips.columns if c not in {*BASE_COLUMNS, "path", "n_windows"}]
+    splits_cols = [split_column(k) for k in range(n_folds)]
+    index = index[BASE_COLUMNS + splits_cols + ["n_windows"] + extra]
     index = index.reset_index(drop=True)
 
     stats = _fold_stats(index, written, n_folds)
@@ -359,14 +391,27 @@ def write_tables(
     return index
 
 
+def window_record(cfg: CacheConfig) -> dict[str, Any]:
+    """How a clip becomes windows and scores (meta.json `windows`; the model card's input)."""
+    return {
+        "window_s": cfg.window_s,
+        "hop_s": cfg.hop_s,
+        "max_clip_s": cfg.max_clip_s,
+        "crop": cfg.crop,
+        "aggregate": AGGREGATE,
+        "train": "one random window per clip per epoch",
+    }
+
+
 def _fold_stats(index: pd.DataFrame, written: ShardLog, n_folds: int) -> dict[str, Any]:
-    """Per fold k, the normalisation stats pooled over fold k's training clips only."""
+    """Per fold k, the normalisation stats pooled over the windows of fold k's training clips
+    only."""
     all_m = ClipMoments.concat(written.moments)
-    pos = index["clip_id"].map({cid: i for i, cid in enumerate(written.ids)}).to_numpy()
+    row_clips = np.asarray(written.ids, dtype=object)
     stats = {}
     for k in range(n_folds):
-        select = np.zeros(len(written.ids), bool)
-        select[pos[(index[split_column(k)] == "train").to_numpy()]] = True
+        train = index.loc[index[split_column(k)] == "train", "clip_id"]
+        select = np.isin(row_clips, train.to_numpy(dtype=object))
         stats[str(k)] = pooled_stats(all_m, select).to_dict()
     return stats
 
@@ -408,6 +453,8 @@ def _feature_meta(
         "splits": summary,
         "window_s": cfg.window_s,
         "crop": cfg.crop,
+        "windows": window_record(cfg),
+        "n_windows": len(written.ids),
         "audio": {
             "feature": cfg.audio_encoder,
             "n_frames": spec.audio_frames,

@@ -10,7 +10,7 @@ or a face encoder's per-frame embeddings (`aver.encoders`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,6 +129,7 @@ class ClipWindow:
     video: np.ndarray  # (Tv, S, S, 3) uint8: cache-size crops, or the aligned size (encoder)
     video_mask: np.ndarray
     video_times: np.ndarray
+    offset_s: float = 0.0  # added to the timestamps (a window cut from a shifted clip)
 
 
 def cut_clip(
@@ -183,17 +184,65 @@ def clips_features(
     out = []
     for w, feats, video in zip(windows, audio, videos):
         times = spec.frame_times(n, w.start_s)
-        out.append(
-            {
-                "audio": feats,
-                "audio_mask": times <= w.duration_s,
-                "audio_times": times,
-                "video": video,
-                "video_mask": w.video_mask,
-                "video_times": w.video_times,
-            }
-        )
+        arrays = {
+            "audio": feats,
+            "audio_mask": times <= w.duration_s,
+            "audio_times": times,
+            "video": video,
+            "video_mask": w.video_mask,
+            "video_times": w.video_times,
+        }
+        if w.offset_s:
+            for key in ("audio_times", "video_times"):
+                arrays[key] = (arrays[key].astype(np.float64) + w.offset_s).astype(np.float32)
+        out.append(arrays)
     return out
+
+
+def shift_faces(faces: Mapping[str, np.ndarray], start_s: float) -> dict[str, np.ndarray]:
+    """Face arrays with times moved so that `start_s` becomes 0 (frames are not copied)."""
+    return {
+        "frames": faces["frames"],
+        "times": (np.asarray(faces["times"], np.float64) - start_s).astype(np.float32),
+    }
+
+
+def cut_windows(
+    segments: Sequence[tuple[float, np.ndarray]],
+    sample_rate: int,
+    faces: Mapping[str, np.ndarray],
+    spec: WindowSpec,
+) -> list[ClipWindow]:
+    """Windows of one clip, each given as (start_s, its waveform from start_s on at
+    `sample_rate`), with `faces` times on the clip's axis: each is cut at its start and its
+    timestamps put back on the clip's axis. The cache stage and `aver predict` cut the windows
+    of `aver.windows` this way, so both see the same arrays for the same window."""
+    at_start = replace(spec, crop="start")
+    out = []
+    for start_s, wave in segments:
+        cut = cut_clip(wave, shift_faces(faces, start_s), at_start, sample_rate=sample_rate)
+        cut.offset_s = float(start_s)
+        out.append(cut)
+    return out
+
+
+def windows_arrays(
+    segments: Sequence[tuple[float, np.ndarray]],
+    sample_rate: int,
+    faces: Mapping[str, np.ndarray],
+    spec: WindowSpec,
+    encoders: Encoders | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """The cached arrays of the windows `cut_windows` cuts (encoders run once over them)."""
+    return clips_features(cut_windows(segments, sample_rate, faces, spec), spec, encoders)
+
+
+def clip_segments(
+    wave: np.ndarray, sample_rate: int, starts: Sequence[float] | np.ndarray
+) -> list[tuple[float, np.ndarray]]:
+    """(start rounded to a sample, the waveform from there on) per window start."""
+    firsts = [round(float(s) * sample_rate) for s in starts]
+    return [(f / sample_rate, wave[f:]) for f in firsts]
 
 
 def _embed_faces(windows: Sequence[ClipWindow], dim: int, encoders: Encoders) -> list[np.ndarray]:

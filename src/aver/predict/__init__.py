@@ -17,9 +17,15 @@ without a face, is scored from the input that is there when the model can do wit
 (a unimodal model, or a fusion model trained with `train.modality_dropout > 0`); JSON
 `modalities` and `notes` say what was used. Otherwise it is refused with the reason.
 
+Many files per call (`aver predict a.mp4 b.mp4 DIR --output results.csv`): the model and the
+detector are built once, the next file is extracted while one is scored, and each file gives
+one row (its error when it fails; the others go on).
+
 Modules: model (loading, input settings), modalities (what is read), faces (streamed
 detect-track-align), windows (batched window scoring), result (Prediction, JSON, table),
-pipeline (`predict_video`), command (`aver predict`), steps (the `--profile` timings).
+pipeline (`extract_video`, `predict_video`), batch (the files of a call, rows, CSV/JSONL),
+ahead (extraction beside the scoring), command (`aver predict`), steps (the `--profile`
+timings).
 """
 
 from aver.predict.command import main, one_line, run

@@ -1,4 +1,5 @@
-"""`aver predict VIDEO`: load the model, predict, print the table or JSON, plot the timeline."""
+"""`aver predict VIDEO...`: load the model once, predict, print the table or JSON, plot the
+timeline; several files (or a directory): one row per file, `--output` CSV/JSONL."""
 
 from __future__ import annotations
 
@@ -8,20 +9,39 @@ import json
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from aver.errors import AverError, DataError
+from aver.errors import AverError, ConfigError, DataError
+from aver.predict.ahead import extracted_ahead
+from aver.predict.batch import (
+    RowWriter,
+    failed_row,
+    media_files,
+    output_format,
+    prediction_row,
+)
+from aver.predict.modalities import plan_inputs
 from aver.predict.model import (
     DEFAULT_MODEL,
+    InputSettings,
     input_settings,
     is_model_uri,
     load_model,
     tracking_config,
 )
-from aver.predict.pipeline import check_media, predict_video
+from aver.predict.pipeline import Extracted, check_media, extract_video, predict_video
 from aver.predict.result import Prediction, format_table
 from aver.predict.steps import Steps
+from aver.progress import bar as progress_bar
+from aver.progress import style as progress_style
 from aver.redact import install_log_redaction
+
+if TYPE_CHECKING:
+    from aver.inference import TrainedModel
 
 log = logging.getLogger("aver.predict")
 
@@ -42,14 +62,28 @@ def process_age_s() -> float | None:
         return None
 
 
-def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
-    """Load the model, predict, write the timeline; returns the prediction."""
-    steps = steps or Steps()
-    video = Path(args.video)
-    if not video.is_file():  # fail before loading anything
-        raise DataError("file not found", path=video, fix="check the path")
-    with steps.time("probe"):
-        check_media(video)
+def videos_of(args: argparse.Namespace) -> list[str]:
+    """The VIDEO arguments as a list (`args.video`: one path or several)."""
+    given = args.video
+    return [str(given)] if isinstance(given, (str, Path)) else [str(v) for v in given or []]
+
+
+def is_batch(args: argparse.Namespace) -> bool:
+    """Several files, a directory or `--output`: one row per file; else today's single file."""
+    videos = videos_of(args)
+    return len(videos) != 1 or Path(videos[0]).is_dir() or bool(getattr(args, "output", None))
+
+
+def load(
+    args: argparse.Namespace, steps: Steps, *, extracting_beside: bool = False
+) -> tuple[TrainedModel, InputSettings, str]:
+    """The model (file or MLflow URI) and its input settings, loaded once per call; torch's
+    threads set by the thread policy (`extracting_beside`: one core left to the ffmpeg
+    extraction of the next file, which runs while this process scores)."""
+    from aver.threads import apply, available_cores
+
+    cores = available_cores()
+    apply(cores=max(1, cores - 1) if extracting_beside else cores)
     spec = args.model or DEFAULT_MODEL
     with steps.time("import"):  # torch, the detector and feature code
         import aver.faces.pipeline
@@ -62,9 +96,34 @@ def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
         settings = input_settings(trained, args.params, encoder_weights=weights)
     for note in settings.notes:
         log.warning("model file lacks some settings: %s", note)
+    return trained, settings, spec
+
+
+def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
+    """One video: load the model, predict, write the timeline; returns the prediction."""
+    steps = steps or Steps()
+    video = Path(videos_of(args)[0])
+    if not video.is_file():  # fail before loading anything
+        raise DataError("file not found", path=video, fix="check the path")
+    with steps.time("probe"):
+        info = check_media(video)
+    trained, settings, spec = load(args, steps)
+    # a file the model refuses (no sound track, ...) fails before the detector is built
+    plan = plan_inputs(
+        trained.card, has_audio=info.audio is not None, has_video=info.video is not None,
+        model_name=spec, path=video,
+    )  # fmt: skip
+    extract = partial(
+        extract_video, trained=trained, settings=settings, model_name=spec, steps=steps,
+        progress=True,
+    )  # fmt: skip
+    build = _detector_build(trained, settings, steps) if plan.video else None
+    ((_, extracted),) = extracted_ahead([video], extract, meanwhile=build)
+    if isinstance(extracted, Exception):
+        raise extracted
     pred = predict_video(
         video, trained, settings, timeline=bool(args.timeline), model_name=spec, steps=steps,
-        progress=True,
+        progress=True, extracted=extracted,
     )  # fmt: skip
     for note in pred.notes:
         if note not in settings.notes:
@@ -86,17 +145,115 @@ def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
     return pred
 
 
+def run_many(args: argparse.Namespace, out: TextIO, steps: Steps | None = None) -> int:
+    """Every file of the command line (directories expanded): one row each on `out` (a line of
+    the table, or JSON with `--json`) and in `--output`; a file that fails is recorded with its
+    error and the rest go on. Returns the number of files that failed."""
+    steps = steps or Steps()
+    if args.timeline:
+        raise ConfigError(
+            "--timeline draws one video's windows", fix="pass one video with --timeline"
+        )
+    target = getattr(args, "output", None)
+    if target:
+        output_format(target)  # a bad name fails before the model loads
+    files = media_files(videos_of(args), recursive=bool(getattr(args, "recursive", False)))
+    trained, settings, spec = load(args, steps, extracting_beside=len(files) > 1)
+    failed = 0
+    extract = partial(
+        extract_video, trained=trained, settings=settings, model_name=spec, steps=steps
+    )
+    build = _detector_build(trained, settings, steps)
+    shown = progress_style()  # a bar on a terminal, else one line per file (aver.progress)
+    bar = progress_bar(total=len(files), desc="predict", unit="file", disable=shown != "bar")
+    start = time.perf_counter()
+    with RowWriter(target, trained.classes) as writer, bar:
+        for k, (video, extracted) in enumerate(extracted_ahead(files, extract, meanwhile=build), 1):
+            row = _score_file(video, extracted, trained, settings, spec, steps)
+            failed += bool(row["error"])
+            writer.write(row)
+            text = json.dumps(row) if args.json else format_row(row)
+            if shown == "bar":
+                bar.write(text, file=out)  # above the bar
+            else:
+                print(text, file=out)
+            out.flush()
+            bar.update(1)
+            if shown == "lines":
+                took, start = time.perf_counter() - start, time.perf_counter()
+                log.info("%d/%d %s (%.2f s)", k, len(files), format_row(row), took)
+    if target:
+        log.info("%d rows -> %s", len(files), target)
+    return failed
+
+
+def _detector_build(
+    trained: TrainedModel, settings: InputSettings, steps: Steps
+) -> Callable[[], object] | None:
+    """The face detector's construction, for a model that reads faces (None otherwise)."""
+    if "video" not in trained.card.modalities():
+        return None
+
+    def build() -> None:
+        from aver.predict.faces import detector
+
+        with steps.time("detector build"):
+            detector(settings.align)
+
+    return build
+
+
+def _score_file(
+    video: Path,
+    extracted: Extracted | Exception,
+    trained: TrainedModel,
+    settings: InputSettings,
+    spec: str,
+    steps: Steps,
+) -> dict[str, Any]:
+    """The row of one file; its error recorded (one line) when it cannot be scored."""
+    try:
+        if isinstance(extracted, Exception):
+            raise extracted
+        pred = predict_video(
+            video, trained, settings, model_name=spec, steps=steps, extracted=extracted
+        )
+    except AverError as err:
+        return failed_row(video, one_line(err))
+    except Exception as err:  # a file the decoders choke on must not end the other files
+        log.debug("%s failed", video, exc_info=True)
+        return failed_row(video, f"{type(err).__name__}: {str(err)[:300]}")
+    return prediction_row(pred)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One file's result on a line: path, label and its probability, windows and inputs."""
+    if row["error"]:
+        error = row["error"].removeprefix(f"{row['path']}: ")  # AverError text names the file
+        return f"{row['path']}: error: {error}"
+    p = row["probabilities"][row["label"]]
+    n = row["n_windows"]
+    used = "+".join(row["modalities"])
+    return f"{row['path']}: {row['label']} ({p:.3f}; {n} window{'s' if n != 1 else ''}, {used})"
+
+
 def main(args: argparse.Namespace) -> None:
-    """`aver predict`: results on stdout (table or JSON), progress and errors on stderr."""
+    """`aver predict`: results on stdout (table or JSON; one row per file for several files),
+    progress and errors on stderr; exit 1 when a file failed."""
     logging.basicConfig(level=logging.INFO, format="[predict] %(message)s", stream=sys.stderr)
     install_log_redaction()
     steps = Steps()
     age = process_age_s()
     if age is not None:
         steps.add("start-up", age)  # the interpreter, aver and torch imports
+    out = sys.stdout
+    failed, batch = 0, is_batch(args)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the result only
-            pred = run(args, steps)
+            if batch:
+                failed = run_many(args, out, steps)
+            else:
+                pred = run(args, steps)
     except AverError as err:
         print(f"aver predict: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
@@ -105,7 +262,28 @@ def main(args: argparse.Namespace) -> None:
         sys.exit(130)
     if getattr(args, "profile", False):
         print(f"[predict] profile: {json.dumps(steps.rounded())}", file=sys.stderr)
+    if batch:
+        if failed:
+            print(f"aver predict: error: {failed} file(s) could not be scored", file=sys.stderr)
+            sys.exit(1)
+        return
     if args.json:
         print(json.dumps(pred.to_json(), indent=2))
     else:
         print(format_table(pred))
+
+
+def main_and_exit(args: argparse.Namespace) -> NoReturn:
+    """`main`, then end the process at once with its exit code, output flushed: the console
+    script skips the interpreter's teardown of torch (about 1 s, longer than a short clip's
+    scoring). Only for a process that exists to run `aver predict`."""
+    code: int = 0
+    try:
+        main(args)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)

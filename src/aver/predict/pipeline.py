@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,20 +81,36 @@ def extract_media(
         raise DataError(err.detail, path=video, fix=VIDEO_FIX) from None
 
 
-def predict_video(
+def _say(progress: bool) -> Callable[..., None]:
+    """INFO for one file (with its progress bars); DEBUG for many (one line per file)."""
+    return log.info if progress else log.debug
+
+
+@dataclass
+class Extracted:
+    """A video probed and converted by the extract stage's code into a temporary directory
+    (removed by `cleanup`): its manifest row and the plan of what to read."""
+
+    video: Path
+    row: dict[str, Any]
+    plan: InputPlan
+    work: tempfile.TemporaryDirectory[str]
+
+    def cleanup(self) -> None:
+        self.work.cleanup()
+
+
+def extract_video(
     video: str | Path,
     trained: TrainedModel,
     settings: InputSettings,
     *,
-    timeline: bool = False,
     model_name: str = "",
     steps: Steps | None = None,
     progress: bool = False,
-) -> Prediction:
-    """Extract, align, featurise and classify every window of one video; the headline is the
-    mean of the window probabilities (`timeline`: also the legacy per-window "timeline")."""
-    from aver.inference import window_starts
-
+) -> Extracted:
+    """Probe `video`, plan its inputs for the model, extract it (the first half of
+    `predict_video`; safe to run in a thread beside the scoring of another file)."""
     video = Path(video)
     if not video.is_file():
         raise DataError("file not found", path=video, fix="check the path")
@@ -103,21 +121,69 @@ def predict_video(
         trained.card, has_audio=info.audio is not None, has_video=info.video is not None,
         model_name=model_name, path=video,
     )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="aver-predict-") as tmp:
-        work = Path(tmp)
-        log.info("extract: %s", video)
+    work = tempfile.TemporaryDirectory(prefix="aver-predict-")
+    try:
+        _say(progress)("extract: %s", video)
         with steps.time("extract"):
-            row = extract_media(video, settings.extract, work, missing_ok=plan.extract_missing_ok)
-        duration = float(row["duration_s"])
-        sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
-        window = settings.cache.window_s
-        starts = window_starts(duration, window)
-        log.info("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
-        from aver.predict.windows import score_windows
+            row = extract_media(
+                video, settings.extract, Path(work.name), missing_ok=plan.extract_missing_ok
+            )
+    except BaseException:
+        work.cleanup()
+        raise
+    return Extracted(video, row, plan, work)
 
-        windows = score_windows(
-            list(starts), sources, trained, settings, plan, steps, progress=progress
+
+def predict_video(
+    video: str | Path,
+    trained: TrainedModel,
+    settings: InputSettings,
+    *,
+    timeline: bool = False,
+    model_name: str = "",
+    steps: Steps | None = None,
+    progress: bool = False,
+    extracted: Extracted | None = None,
+) -> Prediction:
+    """Extract, align, featurise and classify every window of one video; the headline is the
+    mean of the window probabilities (`timeline`: also the legacy per-window "timeline").
+    `extracted`: the video already extracted (`extract_video`; cleaned up here)."""
+    steps = steps or Steps()
+    if extracted is None:
+        extracted = extract_video(
+            video, trained, settings, model_name=model_name, steps=steps, progress=progress
         )
+    try:
+        return _predict_extracted(
+            extracted, trained, settings, timeline, model_name, steps, progress
+        )
+    finally:
+        extracted.cleanup()
+
+
+def _predict_extracted(
+    extracted: Extracted,
+    trained: TrainedModel,
+    settings: InputSettings,
+    timeline: bool,
+    model_name: str,
+    steps: Steps,
+    progress: bool,
+) -> Prediction:
+    from aver.inference import window_starts
+
+    video, row, plan = extracted.video, extracted.row, extracted.plan
+    say = _say(progress)
+    duration = float(row["duration_s"])
+    sources, plan, rate = _sources(row, duration, plan, settings, steps, video, progress)
+    window = settings.cache.window_s
+    starts = window_starts(duration, window, settings.cache.hop_s)
+    say("windows: %d of %.2f s over %.2f s", len(starts), window, duration)
+    from aver.predict.windows import score_windows
+
+    windows = score_windows(
+        list(starts), sources, trained, settings, plan, steps, progress=progress
+    )
     notes = [*settings.notes, *plan.notes, *_window_notes(windows, plan)]
     if not scored(windows):
         raise DataError(
@@ -155,7 +221,7 @@ def _sources(
         mp4 = Path(row["video"])
         with steps.time("detector build"):
             det = detector(settings.align)
-        log.info("detect + track: detector %s", settings.align.detector)
+        _say(progress)("detect + track: detector %s", settings.align.detector)
         with steps.time("detect + track"):
             clip = track_clip(mp4, settings.align, det, duration_s=duration, progress=progress)
         rate = clip.detection_rate

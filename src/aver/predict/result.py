@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-AGGREGATE = "mean of window probabilities"
+from aver.windows import AGGREGATE as AGGREGATE  # the one rule (aver.windows)
+from aver.windows import mean_probabilities as mean_of
+
 MODALITIES = ("audio", "video")
 
 
@@ -51,8 +53,7 @@ def scored_probabilities(windows: Sequence[WindowResult]) -> np.ndarray:
 
 def mean_probabilities(windows: Sequence[WindowResult]) -> np.ndarray:
     """The headline: the mean of the scored windows' probabilities (sums to 1)."""
-    probs = scored_probabilities(windows).mean(axis=0)
-    return probs / probs.sum()
+    return mean_of(scored_probabilities(windows))
 
 
 def used_modalities(windows: Sequence[WindowResult]) -> tuple[str, ...]:

@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from aver.datasets.scope import SCOPES, Scope
+from aver.features.splits import UNKNOWN, fold_speakers
 from aver.io.atomic import write_text
-from aver.model_card import ModelCard
+from aver.model_card import InputSpec, ModelCard
 from aver.tracking import registry
 from aver.tracking.runs import RunRef
 
@@ -44,8 +45,12 @@ AVOID = (
 )
 
 
-def split_counts(index: pd.DataFrame, fold: int, classes: Sequence[str]) -> dict[str, Any]:
-    """Clips, speakers and clips per class of each split of `fold` (a feature index.csv frame)."""
+def split_counts(
+    index: pd.DataFrame, fold: int, classes: Sequence[str], attribute: str | None = None
+) -> dict[str, Any]:
+    """Clips, speakers and clips per class of each split of `fold` (a feature index.csv frame);
+    the test split's speaker ids and, with `attribute` (the column folds were balanced over),
+    each split's speakers per attribute value."""
     col = index[f"split_{fold}"]
     out: dict[str, Any] = {}
     for split in SPLITS:
@@ -56,7 +61,25 @@ def split_counts(index: pd.DataFrame, fold: int, classes: Sequence[str]) -> dict
             "speakers": int(rows["speaker"].nunique()),
             "classes": {c: int(counts.get(c, 0)) for c in classes},
         }
+        if attribute and attribute in rows.columns:
+            per = rows.drop_duplicates("speaker")[attribute].fillna("").astype(str)
+            values = per.str.strip().str.lower().replace("", UNKNOWN)
+            out[split]["attribute"] = attribute
+            out[split]["groups"] = {
+                str(k): int(v) for k, v in values.value_counts().sort_index().items()
+            }
+    out["test"]["speaker_ids"] = fold_speakers(index, fold, "test")
     return out
+
+
+def _speakers_line(split: Mapping[str, Any]) -> str:
+    """ "01, 04, 13, 18 (sex: female 2, male 2)" from a split_counts entry."""
+    text = ", ".join(split.get("speaker_ids") or [])
+    groups = split.get("groups")
+    if groups:
+        text += f" ({split.get('attribute', 'group')}: "
+        text += ", ".join(f"{k} {v}" for k, v in groups.items()) + ")"
+    return text
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,7 @@ def _model(card: ModelCard) -> str:
         f"- Classes ({len(card.classes)}): {', '.join(card.classes)}",
         f"- Input: {i.window_s:g} s windows ({i.crop} crop); audio at {i.sample_rate} Hz as "
         f"{audio}; video at {i.video_fps:g} fps as {video}",
+        f"- Clips: {_clip_rule(i)}",
     ]
     for kind, rec in card.encoder.records().items():
         sha = rec.get("weights_sha256")
@@ -137,6 +161,17 @@ def _model(card: ModelCard) -> str:
         f"best epoch {run.get('best_epoch', '?')}, MLflow run {run.get('mlflow_run_id', '?')}"
     )
     return "\n".join(lines)
+
+
+def _clip_rule(i: InputSpec) -> str:
+    """How a clip is scored from its windows (cards before whole clips: one window)."""
+    if i.max_clip_s is None:
+        return f"one {i.window_s:g} s window per clip ({i.crop} crop)"
+    return (
+        f"whole, up to {i.max_clip_s:g} s ({i.crop} part of a longer one), as {i.window_s:g} s "
+        f"windows every {i.hop_s:g} s; a clip's score is the {i.aggregate} (validation, test "
+        "and aver predict alike); training: one random window per clip per epoch"
+    )
 
 
 def _known(card: ModelCard) -> bool:
@@ -171,6 +206,9 @@ def _data(card: ModelCard) -> str:
         head = f"| split (fold {run.get('fold', '?')}) | clips | speakers |"
         lines += ["", head, "|---|---|---|"]
         lines += [f"| {s} | {v['clips']} | {v['speakers']} |" for s, v in splits.items()]
+        if splits.get("test", {}).get("speaker_ids"):
+            lines += ["", f"- Test speakers (fold {run.get('fold', '?')}): "
+                      + _speakers_line(splits["test"])]  # fmt: skip
     else:
         lines.append("- Split sizes: not recorded in this model file")
     return "\n".join(lines)
@@ -227,12 +265,17 @@ def _test(doc: Mapping[str, Any]) -> list[str]:
         "Each run on its fold's held-out test split, reported once: no model, epoch or "
         "setting was chosen on it.",
         "",
-        "| fold | UAR | WA | macro-F1 | test clips |",
-        "|---|---|---|---|---|",
     ]
-    for fold, m in doc.get("per_fold", {}).items():
+    per_fold = doc.get("per_fold", {})
+    who = any("test_speakers" in m for m in per_fold.values())  # older metrics.json: not recorded
+    lines += [
+        "| fold | UAR | WA | macro-F1 | test clips |" + (" test speakers |" if who else ""),
+        "|---|---|---|---|---|" + ("---|" if who else ""),
+    ]
+    for fold, m in per_fold.items():
         vals = " | ".join(_fmt(m.get(k)) for k, _ in METRICS)
-        lines.append(f"| {fold} | {vals} | {m.get('n_test', '?')} |")
+        row = f"| {fold} | {vals} | {m.get('n_test', '?')} |"
+        lines.append(row + (f" {', '.join(m.get('test_speakers') or [])} |" if who else ""))
     lines += ["", f"Over {doc.get('n_runs', '?')} run(s), mean with 95% intervals:", ""]
     for key, label in METRICS:
         iv = (doc.get("intervals") or {}).get(key) or {}

@@ -32,6 +32,7 @@ import torch
 from aver.config import Params, flatten
 from aver.errors import ConfigError
 from aver.features.cache import FeatureCache
+from aver.features.splits import fold_speakers
 from aver.inference import probabilities
 from aver.io.atomic import write_csv, write_json
 from aver.model_card import card_from_params
@@ -256,6 +257,7 @@ def _summarise(
                 "seed": o.seed,
                 "key": o.key,
                 "path": o.model_file.relative_to(out).as_posix(),
+                "test_speakers": fold_speakers(cache.index, o.fold),
                 **_run_record(o),
             }
             for o in outcomes.values()
@@ -315,6 +317,17 @@ def _curves(tr: TrainRun, chosen: FoldOutcome, outcomes: dict[Any, FoldOutcome])
     runs.log_artifact(plot_dir / "curves.csv", "plots")
 
 
+def _speaker_params(cache: FeatureCache, fold: int) -> dict[str, str]:
+    """The fold run's `test_speakers` param: its test speakers, comma-separated (cut to MLflow's
+    param length with a count of those left out; train_summary.json and the card hold all)."""
+    ids = fold_speakers(cache.index, fold)
+    text = ",".join(ids)
+    if len(text) > runs.MAX_PARAM_CHARS:
+        kept = text[: runs.MAX_PARAM_CHARS - 24].rsplit(",", 1)[0]
+        text = f"{kept},... ({len(ids) - kept.count(',') - 1} more)"
+    return {"test_speakers": text}
+
+
 def _run_record(o: FoldOutcome) -> dict[str, Any]:
     return {
         **o.val,
@@ -345,7 +358,9 @@ def _train_fold(
     ) as child:
         run_id = fold_runs[key] = child.info.run_id
         tr.save_session()
-        runs.log_params({**flatten(params), "fold": fold, "seed": cfg.seed})
+        runs.log_params(
+            {**flatten(params), "fold": fold, "seed": cfg.seed, **_speaker_params(tr.cache, fold)}
+        )
         runs.log_yaml(tr.config_doc, "config/resolved_params.yaml")
         t0 = time.perf_counter()
         res = _fit(params, setup, tr, key=key, run_id=run_id, device=device)
@@ -460,7 +475,9 @@ def _save_fold_model(
         "protocol": cache.protocol,
         "leaky": cache.leaky,
         "n_folds": cache.n_folds,
-        "splits": card_doc.split_counts(cache.index, setup.fold, setup.classes),
+        "splits": card_doc.split_counts(
+            cache.index, setup.fold, setup.classes, attribute=cache.stratify
+        ),
         "mlflow_run_id": run_id,
         "mlflow_parent_run_id": tr.parent_id,
         "data_fingerprint": tr.tags.get("data_fingerprint", ""),
