@@ -13,6 +13,14 @@ in its own process; peak memory is the largest summed PSS (proportional set size
 split between the processes sharing them) of that process and its children.
 
     .venv/bin/python bench/preprocess.py --clips 4 --seconds 3
+
+`--floors` instead measures aver against the decode floor (issue 20): PyAV decoding every frame
+to RGB of the same clips in the same run (as many processes as the stages' workers), on demo
+clips (aver's demo dataset, 224x224) and on generated 1280x720 clips. It reports align / floor of
+the extracted clips, extract + align / floor of the sources, the detection rate and the landmark
+error of the aligned crops (aver.faces.quality.template_error, px at the stored size):
+
+    .venv/bin/python bench/preprocess.py --floors --clips 8 --seconds 3
 """
 
 from __future__ import annotations
@@ -193,6 +201,112 @@ def run_aver(root: Path, workers: int) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- floors
+def make_demo_dataset(root: Path, clips: int) -> None:
+    """`clips` (rounded up to 4 per speaker) clips of aver's demo dataset as a folder dataset."""
+    import pandas as pd
+
+    from aver.config import DemoConfig
+    from aver.datasets.demo import generate
+
+    raw = root / "raw"
+    speakers = max(2, -(-clips // 4))
+    paths = generate(raw, DemoConfig(speakers=speakers, clips_per_class=1, workers=2))
+    rows = [
+        {"clip_id": f"clip{i:03d}", "path": p.relative_to(raw).as_posix(),
+         "label": ["neutral", "happy"][i % 2], "speaker": str(i % speakers)}
+        for i, p in enumerate(paths)
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(raw / "index.csv", index=False)
+    (raw / "dataset.json").write_text(
+        json.dumps({"name": "bench", "classes": ["neutral", "happy"], "n_clips": len(rows)})
+    )
+
+
+def _decode_rgb(path: str) -> int:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for frame in container.decode(stream) if frame.to_ndarray(format="rgb24").size)
+
+
+def decode_floor(paths: list[Path], workers: int) -> tuple[float, int]:
+    """Seconds to decode every frame of `paths` to RGB in `workers` processes (the stages' own
+    pool, aver.parallel), and the frames decoded."""
+    from aver.parallel import imap_unordered
+
+    start = time.perf_counter()
+    jobs = [str(p) for p in paths]
+    frames = sum(n for _, n in imap_unordered(_decode_rgb, jobs, workers=workers, desc="floor"))
+    return time.perf_counter() - start, frames
+
+
+def run_floors(root: Path, workers: int) -> dict:
+    """Floors, extract and align (the real stages, default params) on the clips under root/raw."""
+    import pandas as pd
+
+    from aver.config import parse_params
+    from aver.faces.mtcnn import MtcnnDetector
+    from aver.faces.pipeline import run as align
+    from aver.faces.quality import template_error
+    from aver.faces.store import FaceStore
+    from aver.media.pipeline import run as extract
+
+    params = parse_params(
+        {
+            "data": {"root": str(root / "raw")},
+            "extract": {"out": str(root / "interim"), "workers": workers},
+            "align": {"out": str(root / "faces"), "workers": workers},
+        }
+    )
+    sources = [root / "raw" / p for p in pd.read_csv(root / "raw" / "index.csv")["path"]]
+    floor_src, frames_src = decode_floor(sources, workers)
+    start = time.perf_counter()
+    extract(params)
+    t_extract = time.perf_counter() - start
+    extracted = sorted((root / "interim").rglob("*.mp4"))
+    floor_ext, frames_ext = decode_floor(extracted, workers)
+    start = time.perf_counter()
+    summary = align(params)
+    t_align = time.perf_counter() - start
+    store, detector = FaceStore(root / "faces"), MtcnnDetector()
+    errors = [
+        e for cid in store.clip_ids for e in template_error(store.load(cid)["frames"], detector)
+    ]
+    return {
+        "clips": len(sources),
+        "source_frames": frames_src,
+        "floor_source_s": floor_src,
+        "extract_s": t_extract,
+        "floor_extracted_s": floor_ext,
+        "extracted_frames": frames_ext,
+        "align_s": t_align,
+        "detection_rate": summary["mean_detection_rate"],
+        "aligned": summary["aligned"],
+        "landmark_error_px": float(np.nanmean(errors)) if errors else float("nan"),
+        "faces_found": float(np.mean(~np.isnan(errors))) if errors else 0.0,
+    }
+
+
+def floors_table(results: dict[str, dict]) -> str:
+    lines = [
+        "| clips | n | floor src s | extract s | floor ext s | align s | align / floor ext "
+        "| extract+align / floor src | detection rate | landmark err px |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['clips']} | {r['floor_source_s']:.2f} | {r['extract_s']:.2f} | "
+            f"{r['floor_extracted_s']:.2f} | {r['align_s']:.2f} | "
+            f"{r['align_s'] / r['floor_extracted_s']:.1f}x | "
+            f"{(r['extract_s'] + r['align_s']) / r['floor_source_s']:.1f}x | "
+            f"{r['detection_rate']:.3f} | {r['landmark_error_px']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- harness
 def measure(method: str, root: Path, args: argparse.Namespace) -> dict:
     """Run one method in a child process; poll its process tree for peak summed PSS."""
@@ -265,14 +379,38 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sample-fps", type=float, default=25.0)
     parser.add_argument("--root", type=Path, help="work directory (default: a temp dir)")
-    parser.add_argument("--method", choices=["reference", "aver"], help=argparse.SUPPRESS)
+    parser.add_argument("--floors", action="store_true", help="aver vs the decode floor")
+    parser.add_argument("--method", choices=["reference", "aver", "floors"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.floors:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        with tempfile.TemporaryDirectory(prefix="aver-bench-") as tmp:
+            root = args.root or Path(tmp)
+            print(f"generating {args.clips} demo clips and {args.clips} 1280x720 clips ...")
+            make_demo_dataset(root / "demo", args.clips)
+            make_dataset(root / "hd", args.clips, args.seconds, args.fps)
+            results = {}
+            for name, sub in [
+                ("demo (224x224, 25 fps)", "demo"),
+                (f"1280x720 {args.fps} fps", "hd"),
+            ]:
+                cmd = [sys.executable, __file__, "--method", "floors", "--root", str(root / sub)]
+                subprocess.run([*cmd, "--workers", str(args.workers)], check=True)
+                results[name] = json.loads((root / sub / "floors.json").read_text())
+            print(json.dumps(results, indent=1))
+            print(floors_table(results))
+        return
 
     if args.method:  # child process
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        if args.method == "reference":
+        if args.method == "floors":
+            result = run_floors(args.root, args.workers)
+        elif args.method == "reference":
             result = run_reference(args.root, args.sample_fps)
         else:
             result = run_aver(args.root, args.workers)

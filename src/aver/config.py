@@ -218,6 +218,24 @@ class AlignConfig(MtcnnOptions, RetinaFaceOptions):
     weights_cache: Annotated[str, NOT_OUTPUT] = "~/.cache/aver/weights"
     sample_fps: float = Field(25.0, gt=0, description="frames per second to align")
     detect_every: int = Field(5, ge=1)
+    max_skip: int = Field(
+        4,
+        ge=1,
+        description="detection frames searched at least every max_skip-th; those between "
+        "are skipped while the face stays still (1: search every one)",
+    )
+    still_tolerance: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="a face is still when its landmarks move less than this "
+        "fraction of its box side between two searched frames",
+    )
+    keep_fps: Literal["cache", "source"] | float = Field(
+        "cache",
+        description="faces stored per second: cache (cache.video_fps, what training "
+        "reads), source (every sampled frame, align.sample_fps) or a number",
+    )
     batch_size: Annotated[int, NOT_OUTPUT] = Field(32, ge=1)
     detect_side: int = Field(256, ge=32, description="longer side of frames fed to the detector")
     size: int = Field(112, ge=32)
@@ -233,6 +251,15 @@ class AlignConfig(MtcnnOptions, RetinaFaceOptions):
     @classmethod
     def _detector(cls, v: str) -> str:
         return _one_of(v, DETECTORS)
+
+    @field_validator("keep_fps")
+    @classmethod
+    def _keep_fps(cls, v: str | float) -> str | float:
+        if isinstance(v, float) and not v > 0:
+            raise ValueError(
+                f"align.keep_fps: {v} is not a rate: give cache, source or a number > 0"
+            )
+        return v
 
 
 CACHE_LEGACY_KEYS = {"audio_feature": "audio_encoder"}

@@ -27,13 +27,17 @@ from tests.faces.conftest import blank, face_crop, gap_clip, moving_face, place,
 
 
 def _params(tmp_path, interim, **align):
+    """Every sampled frame kept (keep_fps: source) unless a test says otherwise."""
     return parse_params(
         {
             "data": {"root": str(tmp_path / "raw")},
             "extract": {"out": str(interim)},
-            "align": {"out": str(tmp_path / "faces"), "workers": 1, "size": 64, **align},
+            "align": {
+                "out": str(tmp_path / "faces"), "workers": 1, "size": 64, "keep_fps": "source",
+                **align,
+            },
         }
-    )
+    )  # fmt: skip
 
 
 def _red_patch_clip(n: int) -> list[np.ndarray]:
@@ -207,3 +211,66 @@ def test_audio_only_dataset_aligns_nothing_and_fails_nothing(tmp_path, make_inte
     summary = run(_params(tmp_path, interim))
     assert summary == summary | {"clips": 0, "aligned": 0, "failed": 0, "audio_only": 2}
     assert FaceStore(tmp_path / "faces").clip_ids == []
+
+
+def test_default_stores_faces_at_the_cache_rate_and_the_cache_window_keeps_its_shape(
+    tmp_path, make_interim
+):
+    from aver.features.video import video_window
+
+    interim = make_interim({"m": moving_face(30)})  # 1.2 s at 25 fps
+    params = parse_params(
+        {
+            "data": {"root": str(tmp_path / "raw")},
+            "extract": {"out": str(interim)},
+            "align": {"out": str(tmp_path / "faces"), "workers": 1, "size": 64},
+            "cache": {"video_fps": 5.0},
+        }
+    )
+    assert params.align.keep_fps == "cache"
+    run(params)
+    few = FaceStore(tmp_path / "faces")
+    arr = few.load("m")
+    # instants (k + 0.5) / 5 s, each taken from the 25 fps frame that covers it
+    want = (np.arange(6) + 0.5) / 5
+    assert arr["frames"].shape == (6, 64, 64, 3)
+    assert np.abs(arr["times"] - want).max() <= 0.5 / 25 + 1e-6
+    assert few.index.set_index("clip_id").loc["m", "n_frames"] == 6
+
+    full = {"keep_fps": "source", "out": str(tmp_path / "faces-full")}
+    run(params.model_copy(update={"align": params.align.model_copy(update=full)}))
+    every = FaceStore(tmp_path / "faces-full").load("m")
+    assert len(every["frames"]) == 30
+    for start in (0.0, 0.3):
+        a = video_window(arr, start, 5, 5.0, 32)
+        b = video_window(every, start, 5, 5.0, 32)
+        assert a[0].shape == b[0].shape == (5, 32, 32, 3)
+        assert (a[1] == b[1]).all()  # the same grid positions hold a face
+
+
+def test_keep_fps_is_a_rate_a_name_or_an_error():
+    from aver.faces.pipeline import keep_rate
+
+    def params(keep, video_fps=5.0):
+        return parse_params({"align": {"keep_fps": keep}, "cache": {"video_fps": video_fps}})
+
+    assert keep_rate(params("cache")) == 5.0
+    assert keep_rate(params("source")) is None
+    assert keep_rate(params(10)) == 10.0
+    assert keep_rate(params(50)) is None  # above align.sample_fps: every sampled frame
+    for bad in (0, -1, "fast"):
+        with pytest.raises(Exception, match="keep_fps"):
+            params(bad)
+
+
+def test_packing_deletes_each_clips_file_once_read(tmp_path):
+    from aver.faces.pipeline import _packed, _result_paths
+
+    arrays = {"frames": np.zeros((2, 4, 4, 3), np.uint8), "times": np.zeros(2, np.float32)}
+    for cid in ("a", "b"):
+        np.savez(_result_paths(tmp_path, cid)[0], **arrays)
+    packed = _packed(tmp_path, ["a", "b"], {"a": {}, "b": {}})
+    assert next(packed)[0] == "a"
+    assert not (tmp_path / "a.npz").exists() and (tmp_path / "b.npz").exists()
+    assert [c for c, _, _ in packed] == ["b"]
+    assert not list(tmp_path.glob("*.npz"))

@@ -1,10 +1,13 @@
 """The align stage: extracted videos -> tracked, aligned face crops in shards (`align.out`).
 
-Per clip (in a worker): decode the video at `align.sample_fps`, detect faces on every
-`align.detect_every`-th sampled frame (shrunk to `align.detect_side`, batched), track the main
-face, then decode again and warp every sampled frame to the template. Each clip's result is saved
-atomically in `<out>.partial/clips/` and skipped on a rerun; at the end the results are packed into
-shards, QA plots and failures.csv are written, and the directory is promoted onto `<out>`.
+Per clip (in a worker, one detector per worker): decode the video once at `align.sample_fps`;
+detect faces on every `align.detect_every`-th sampled frame (shrunk to `align.detect_side`,
+batched), skipping up to `align.max_skip` - 1 of them in a row while the face stays still
+(aver.faces.sparse_detection); track the main face; warp the frames kept at `align.keep_fps`
+(default: the cache's `cache.video_fps`, what training reads) to the template. Each clip's result
+is saved atomically in `<out>.partial/clips/` and skipped on a rerun; at the end the results are
+packed into shards (each clip's file deleted once packed: one copy of the faces at a time), QA
+plots and failures.csv are written, and the directory is promoted onto `<out>`.
 Clips without video (manifest `video` "": an audio-only dataset) are passed through: not
 aligned, not failures; the cache stage takes them without faces.
 """
@@ -33,8 +36,9 @@ from aver.config import AlignConfig, Params
 from aver.contracts import MANIFEST, RAW_INDEX, DatasetInfo
 from aver.errors import DataError
 from aver.faces.alignment import align_face
-from aver.faces.detectors import Detector, detect_frames, make_detector
-from aver.faces.face_track import detection_frames, track_faces
+from aver.faces.detectors import Detector, make_detector
+from aver.faces.face_track import track_faces
+from aver.faces.sparse_detection import SparseDetection
 from aver.faces.store import FaceStore, write_store
 from aver.failures import Failure, source_paths
 from aver.io.atomic import atomic_path, write_json
@@ -54,6 +58,7 @@ class ClipJob:
     rel: str  # path as written in the manifest (failures.csv names the original instead)
     work: str  # <out>.partial/clips
     cfg: AlignConfig
+    keep_fps: float | None = None  # faces kept per s (keep_rate); None: every sampled frame
 
 
 @dataclass(frozen=True)
@@ -105,41 +110,107 @@ def sampled_fps(path: str | Path, sample_fps: float) -> float:
         return min(sample_fps, float(rate))
 
 
-def align_clip(path: str | Path, cfg: AlignConfig, detector: Detector) -> AlignedClip:
-    """Detect, track and align the main face of one video (two decoding passes, bounded memory)."""
-    kept: dict[int, np.ndarray] = {}
-    times: list[float] = []
-    last = None
-    for i, t, frame in iter_sampled(path, cfg.sample_fps):
-        if i % cfg.detect_every == 0:
-            kept[i] = frame.to_ndarray(format="rgb24")
-        times.append(t)
-        last = frame
-    n = len(times)
-    if n == 0 or last is None:
-        raise DataError("video has no frames", path=path, fix="rerun the extract stage")
-    if n - 1 not in kept:
-        kept[n - 1] = last.to_ndarray(format="rgb24")
-    del last
+def keep_rate(params: Params) -> float | None:
+    """Frames per second of faces the stage stores (`align.keep_fps`); None: every sampled one."""
+    keep = params.align.keep_fps
+    if keep == "source":
+        return None
+    rate = params.cache.video_fps if keep == "cache" else float(keep)
+    return None if rate >= params.align.sample_fps else rate
+
+
+class RateKeeper:
+    """Online choice of frames at `rate` per s: a frame of period `period` centred at t is kept
+    when the next instant (j + 0.5) / rate falls in [t - period / 2, t + period / 2)."""
+
+    def __init__(self, rate: float | None, period: float):
+        self.step = None if rate is None else 1.0 / rate
+        self.period = period
+        self.next_t = 0.0 if self.step is None else 0.5 * self.step
+
+    def take(self, t: float) -> bool:
+        if self.step is None:
+            return True
+        end = t + 0.5 * self.period
+        if self.next_t >= end:
+            return False
+        while self.next_t < end:
+            self.next_t += self.step
+        return True
+
+
+# Kept frames are held between decoding and warping up to this many bytes per clip; a longer clip
+# is decoded a second time instead (memory stays bounded whatever the clip's length).
+BUFFER_BYTES = 256 << 20
+
+
+def align_clip(
+    path: str | Path,
+    cfg: AlignConfig,
+    detector: Detector,
+    keep_fps: float | None = None,
+    *,
+    buffer_bytes: int = BUFFER_BYTES,
+) -> AlignedClip:
+    """Detect, track and align the main face of one video, keeping faces at `keep_fps` (None:
+    every sampled frame). One decoding pass: detection is fed while decoding
+    (aver.faces.sparse_detection) and the kept frames are held for the warp (a second pass only
+    when they exceed `buffer_bytes`)."""
     fps = sampled_fps(path, cfg.sample_fps)
-    det_idx = detection_frames(n, cfg.detect_every)  # == sorted(kept)
-    dets = detect_frames(
-        detector, [kept.pop(i) for i in det_idx], max_side=cfg.detect_side,
-        batch_size=cfg.batch_size,
+    search = SparseDetection(
+        detector, max_side=cfg.detect_side, batch_size=cfg.batch_size, skip=cfg.max_skip,
+        tolerance=cfg.still_tolerance,
     )  # fmt: skip
+    keeper = RateKeeper(keep_fps, 1.0 / fps)
+    times: list[float] = []
+    kept: list[int] = []
+    held: list[np.ndarray] | None = []
+    held_bytes = 0
+    last: tuple[int, bool, av.VideoFrame] | None = None  # (index, searched, frame)
+    for i, t, frame in iter_sampled(path, cfg.sample_fps):
+        times.append(t)
+        candidate, keep = i % cfg.detect_every == 0, keeper.take(t)
+        last = (i, candidate, frame)
+        if not (candidate or keep):
+            continue
+        rgb = frame.to_ndarray(format="rgb24")
+        if candidate:
+            search.add(i, rgb)
+        if keep:
+            kept.append(i)
+            held_bytes += rgb.nbytes
+            if held is not None and held_bytes <= buffer_bytes:
+                held.append(rgb)
+            else:
+                held = None  # too long to hold: warp in a second pass
+    n = len(times)
+    if last is None:
+        raise DataError("video has no frames", path=path, fix="rerun the extract stage")
+    if not last[1]:
+        search.add(last[0], last[2].to_ndarray(format="rgb24"))
+    del last
+    det_idx, dets = search.finish()
     track = track_faces(dets, det_idx, n, cfg.smoothing)
     if track is None or track.detection_rate < cfg.min_detection_rate:
         rate = 0.0 if track is None else track.detection_rate
         return AlignedClip(None, rate, fps, n)
-    faces = np.zeros((n, cfg.size, cfg.size, 3), np.uint8)
-    for i, _, frame in iter_sampled(path, cfg.sample_fps):
-        if i < n:
-            faces[i] = align_face(frame.to_ndarray(format="rgb24"), track.landmarks[i], cfg.size)
+    idx = np.asarray(kept, np.int64)
+    faces = np.zeros((len(idx), cfg.size, cfg.size, 3), np.uint8)
+    if held is not None:
+        for j, (i, rgb) in enumerate(zip(kept, held)):
+            faces[j] = align_face(rgb, track.landmarks[i], cfg.size)
+    else:
+        slot = {i: j for j, i in enumerate(kept)}
+        for i, _, frame in iter_sampled(path, cfg.sample_fps):
+            if i in slot:
+                faces[slot[i]] = align_face(
+                    frame.to_ndarray(format="rgb24"), track.landmarks[i], cfg.size
+                )
     arrays: dict[str, np.ndarray] = {
         "frames": faces,
-        "times": np.asarray(times, np.float32),
-        "detected": track.detected,
-        "landmarks": track.landmarks.astype(np.float32),
+        "times": np.asarray(times, np.float32)[idx],
+        "detected": track.detected[idx],
+        "landmarks": track.landmarks[idx].astype(np.float32),
     }
     return AlignedClip(arrays, track.detection_rate, fps, n)
 
@@ -171,7 +242,7 @@ def process_clip(job: ClipJob) -> dict:
     meta: dict = {"clip_id": job.clip_id, "path": job.rel}
     try:
         meta["source"] = _source_stamp(job.video)
-        clip = align_clip(job.video, job.cfg, _detector(job.cfg))
+        clip = align_clip(job.video, job.cfg, _detector(job.cfg), job.keep_fps)
         meta.update(detection_rate=clip.detection_rate, fps=clip.fps, n_frames=clip.n_frames)
         if clip.arrays is None:
             meta["status"] = "failed"
@@ -258,12 +329,16 @@ def run(params: Params) -> dict:
         log.info("align: %d clips have no video (audio-only): passed through", len(audio_only))
     manifest = manifest[manifest["video"] != ""]
     cfg = _with_weights(params) if len(manifest) else params.align
+    keep = keep_rate(params)
+    settings = {**output_settings(cfg), "kept_fps": keep}  # "cache" resolves to cache.video_fps
     stage: ResumableRun[ClipJob, dict] = ResumableRun(
-        STAGE, cfg.out, output_settings(cfg), dirs=(CLIPS,), scratch=(CLIPS,), log=log
+        STAGE, cfg.out, settings, dirs=(CLIPS,), scratch=(CLIPS,), log=log
     )
     clips_dir = stage.work / CLIPS
     jobs = [
-        ClipJob(row.clip_id, str((interim / row.video).resolve()), row.video, str(clips_dir), cfg)
+        ClipJob(
+            row.clip_id, str((interim / row.video).resolve()), row.video, str(clips_dir), cfg, keep
+        )
         for row in manifest.itertuples()
     ]
     start = time.perf_counter()
@@ -305,10 +380,15 @@ def _with_weights(params: Params) -> AlignConfig:
 
 
 def _packed(clips_dir: Path, ok: list[str], results: dict[str, dict]) -> Iterator[tuple]:
-    """(clip_id, arrays, meta) of the aligned clips, read back from their npz files."""
+    """(clip_id, arrays, meta) of the aligned clips, read back from their npz files; each file
+    is deleted once read (its arrays are in the shard writer), so the faces exist once on disk.
+    An interrupted pack loses no work a rerun cannot redo: a clip whose npz is gone is aligned
+    again (`_done`)."""
     for cid in progress_bar(ok, desc="align: pack shards", unit="clip"):
-        with np.load(_result_paths(clips_dir, cid)[0], allow_pickle=False) as z:
+        npz = _result_paths(clips_dir, cid)[0]
+        with np.load(npz, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
+        npz.unlink()
         yield cid, arrays, results[cid]
 
 
