@@ -1,8 +1,9 @@
 """The align stage's detect-track-align on one extracted video, streamed for long videos.
 
-`aver.faces.pipeline.align_clip` holds every aligned face of a clip; here the same two decoding
-passes run with bounded memory: `track_clip` detects on every `align.detect_every`-th sampled
-frame in batches as they are decoded (holding one batch of frames) and tracks the main face over
+`aver.faces.pipeline.align_clip` holds a clip's kept frames for the warp; here two decoding
+passes run with bounded memory for any length: `track_clip` detects as align does (`aver.faces.sparse_detection`:
+every `align.detect_every`-th sampled frame, fewer while the face is still, fed as frames are
+decoded, holding a bounded number of small frames) and tracks the main face over
 the whole clip (a few numbers per frame), then `aligned_faces` decodes again and yields each
 sampled frame's aligned face one at a time. Detection batches, track and warps are the align
 stage's, so a short clip gets the faces the cache holds.
@@ -19,9 +20,10 @@ import numpy as np
 from aver.config import AlignConfig
 from aver.errors import DataError
 from aver.faces.alignment import align_face
-from aver.faces.detectors import Detector, detect_frames, make_detector
+from aver.faces.detectors import Detector, make_detector
 from aver.faces.face_track import FaceTrack, track_faces
 from aver.faces.pipeline import iter_sampled, sampled_fps
+from aver.faces.sparse_detection import SparseDetection
 from aver.progress import Bar
 from aver.progress import bar as progress_bar
 
@@ -67,36 +69,27 @@ def track_clip(
 
 
 def _track_clip(path: str | Path, cfg: AlignConfig, det: Detector, bar: Bar) -> ClipTrack:
-    pending: list[np.ndarray] = []
-    dets: list = []
-    det_idx: list[int] = []
+    search = SparseDetection(
+        det, max_side=cfg.detect_side, batch_size=cfg.batch_size, skip=cfg.max_skip,
+        tolerance=cfg.still_tolerance,
+    )  # fmt: skip
     times: list[float] = []
-    last = None
-
-    def flush() -> None:
-        dets.extend(
-            detect_frames(det, pending, max_side=cfg.detect_side, batch_size=cfg.batch_size)
-        )
-        pending.clear()
-
+    last = None  # (index, searched, frame)
     for i, t, frame in iter_sampled(path, cfg.sample_fps):
         times.append(t)
         if int(t) > bar.n:
             bar.update(int(t) - bar.n)
-        if i % cfg.detect_every == 0:
-            pending.append(frame.to_ndarray(format="rgb24"))
-            det_idx.append(i)
-            if len(pending) == cfg.batch_size:
-                flush()
-        last = frame
+        candidate = i % cfg.detect_every == 0
+        if candidate:
+            search.add(i, frame.to_ndarray(format="rgb24"))
+        last = (i, candidate, frame)
     n = len(times)
     if n == 0 or last is None:
         raise DataError("video has no frames", path=path, fix="rerun the extract stage")
-    if det_idx[-1] != n - 1:  # the last frame is always a detection frame (detection_frames)
-        pending.append(last.to_ndarray(format="rgb24"))
-        det_idx.append(n - 1)
+    if not last[1]:  # the last frame is always a detection frame (as in align_clip)
+        search.add(last[0], last[2].to_ndarray(format="rgb24"))
     del last
-    flush()
+    det_idx, dets = search.finish()
     track = track_faces(dets, det_idx, n, cfg.smoothing)
     return ClipTrack(track, np.asarray(times, np.float32), sampled_fps(path, cfg.sample_fps))
 
