@@ -15,10 +15,12 @@ EXTRACT = ("fps", "max_side", "sample_rate", "crf", "preset", "min_duration_s")
 ALIGN = (
     "detector", "retinaface_weights", "retinaface_url", "sample_fps", "detect_every",
     "detect_side", "min_face", "size", "smoothing", "min_detection_rate",
+    "keep_fps", "max_skip", "still_tolerance",  # issue 20/21: stored rate, sparse detection
 )  # fmt: skip
 CACHE = (
     "audio_encoder", "audio_layers", "face_encoder", "n_mels", "n_mfcc", "win_ms", "hop_ms",
     "video_fps", "face_size", "window_s", "crop",
+    "hop_s", "max_clip_s",  # issue 21: whole clips as windows
 )  # fmt: skip
 TRAIN_NOT_FINGERPRINTED = {
     "out", "folds", "model_fold", "use_tuned", "tuned_params", "num_workers", "device",

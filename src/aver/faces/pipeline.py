@@ -195,17 +195,7 @@ def align_clip(
         rate = 0.0 if track is None else track.detection_rate
         return AlignedClip(None, rate, fps, n)
     idx = np.asarray(kept, np.int64)
-    faces = np.zeros((len(idx), cfg.size, cfg.size, 3), np.uint8)
-    if held is not None:
-        for j, (i, rgb) in enumerate(zip(kept, held)):
-            faces[j] = align_face(rgb, track.landmarks[i], cfg.size)
-    else:
-        slot = {i: j for j, i in enumerate(kept)}
-        for i, _, frame in iter_sampled(path, cfg.sample_fps):
-            if i in slot:
-                faces[slot[i]] = align_face(
-                    frame.to_ndarray(format="rgb24"), track.landmarks[i], cfg.size
-                )
+    faces = _warp_kept(path, cfg, track.landmarks, kept, held)
     arrays: dict[str, np.ndarray] = {
         "frames": faces,
         "times": np.asarray(times, np.float32)[idx],
@@ -213,6 +203,26 @@ def align_clip(
         "landmarks": track.landmarks[idx].astype(np.float32),
     }
     return AlignedClip(arrays, track.detection_rate, fps, n)
+
+
+def _warp_kept(
+    path: str | Path,
+    cfg: AlignConfig,
+    landmarks: np.ndarray,
+    kept: list[int],
+    held: list[np.ndarray] | None,
+) -> np.ndarray:
+    """The aligned faces of the kept frames: from the held frames, else by decoding again."""
+    faces = np.zeros((len(kept), cfg.size, cfg.size, 3), np.uint8)
+    if held is not None:
+        for j, (i, rgb) in enumerate(zip(kept, held)):
+            faces[j] = align_face(rgb, landmarks[i], cfg.size)
+        return faces
+    slot = {i: j for j, i in enumerate(kept)}
+    for i, _, frame in iter_sampled(path, cfg.sample_fps):
+        if i in slot:
+            faces[slot[i]] = align_face(frame.to_ndarray(format="rgb24"), landmarks[i], cfg.size)
+    return faces
 
 
 _DETECTORS: dict[str, Detector] = {}

@@ -1,12 +1,12 @@
 """The align stage's detect-track-align on one extracted video, streamed for long videos.
 
 `aver.faces.pipeline.align_clip` holds a clip's kept frames for the warp; here two decoding
-passes run with bounded memory for any length: `track_clip` detects as align does (`aver.faces.sparse_detection`:
-every `align.detect_every`-th sampled frame, fewer while the face is still, fed as frames are
-decoded, holding a bounded number of small frames) and tracks the main face over
-the whole clip (a few numbers per frame), then `aligned_faces` decodes again and yields each
-sampled frame's aligned face one at a time. Detection batches, track and warps are the align
-stage's, so a short clip gets the faces the cache holds.
+passes run with bounded memory for any length: `track_clip` detects as align does
+(`aver.faces.sparse_detection`: every `align.detect_every`-th sampled frame, fewer while the
+face is still, fed as frames are decoded) and tracks the main face over the whole clip (a few
+numbers per frame), then `aligned_faces` decodes again and yields each sampled frame's aligned
+face one at a time. Detections, track and warps are the align stage's, so a short clip gets the
+faces the cache holds.
 """
 
 from __future__ import annotations
