@@ -158,8 +158,7 @@ def main() -> None:
                 "speakers": speakers,
                 "clips_per_class": per_class,
                 "duration_s": args.duration,
-                # 1: demo generation in a process pool hung in a futex (fork) on this machine
-                "workers": 1,
+                "workers": args.workers,
             },
         },
         "extract": {"workers": args.workers},

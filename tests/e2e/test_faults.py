@@ -34,7 +34,9 @@ pytestmark = pytest.mark.e2e
 
 STAGES = tuple(cli.STAGES)
 DETERMINISTIC = {"download", "extract", "align", "cache"}
-TOL = 0.1  # metrics of nondeterministic stages: one clip of ~12 validation clips moves UAR ~0.08
+# Metrics of nondeterministic stages (two runs of one trial differ by float order): two clips of
+# the 16 validation clips (4 classes) move UAR by 0.125.
+TOL = 0.13
 START_TIMEOUT_S = 600.0
 # Temp files of aver.io.atomic: `.<name>.<random>.tmp<suffix>` beside the target.
 TEMP = re.compile(r"^\..+\.tmp[^/]*$")
