@@ -375,12 +375,12 @@ def drill_repo(tmp_path_factory, venv_env):
 # ---- the drills ----------------------------------------------------------------------------------
 
 # Drills that fail today, with the cause (strict: they flip to XPASS, an error, once fixed).
-# Drills expected to fail, with the reason (none: every stage survives a kill).
+# Drills expected to fail, with the reason.
 XFAIL: dict[str, str] = {
     "train": (
-        "flaky since issue 21's whole-clip loader and balanced demo folds: a resumed training run"
-        " can stop early at another epoch than the clean run (CI: 56 vs 32 epochs; it passed"
-        " on a rerun); resume determinism to be restored"
+        "flaky: a resumed training run once early-stopped at another epoch than the clean run"
+        " (CI on 064c0b8: 56 vs 32 epochs; it passed on a rerun); resume determinism to be"
+        " restored"
     ),
 }
 
