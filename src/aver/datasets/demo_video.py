@@ -59,19 +59,19 @@ def _photo_images() -> list[tuple[str, np.ndarray]]:
 @functools.lru_cache(maxsize=1)
 def face_photos() -> tuple[Photo, ...]:
     """The source photos with landmarks from MTCNN (detected once, rounded to 1/4 pixel)."""
-    from facenet_pytorch import MTCNN
+    from aver.faces.mtcnn import MtcnnDetector
 
-    detector = MTCNN(keep_all=False, device="cpu").eval()
+    detector = MtcnnDetector(device="cpu")
     photos = []
     for name, image in _photo_images():
-        _, probs, points = detector.detect(image, landmarks=True)
-        if points is None:
+        found = detector.detect([image])[0]
+        if not len(found):
             raise DataError(
                 f"MTCNN found no face in the packaged photo {name!r}",
                 fix="reinstall matplotlib/scikit-image/facenet-pytorch (their wheels ship it)",
             )
-        best = int(np.argmax(probs))
-        lm = np.round(np.asarray(points[best], np.float64) * 4) / 4
+        best = int(np.argmax(found.scores))
+        lm = np.round(np.asarray(found.landmarks[best], np.float64) * 4) / 4
         photos.append(Photo(name, image, lm.astype(np.float32)))
     return tuple(photos)
 
