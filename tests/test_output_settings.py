@@ -15,7 +15,7 @@ EXTRACT = ("fps", "max_side", "sample_rate", "crf", "preset", "min_duration_s")
 ALIGN = (
     "detector", "retinaface_weights", "retinaface_url", "sample_fps", "detect_every",
     "detect_side", "min_face", "size", "smoothing", "min_detection_rate",
-    "keep_fps", "max_skip", "still_tolerance",  # issue 20/21: stored rate, sparse detection
+    "keep_fps", "max_skip", "still_tolerance", "track_min_face",  # issue 20/21: sparse detection
 )  # fmt: skip
 CACHE = (
     "audio_encoder", "audio_layers", "face_encoder", "n_mels", "n_mfcc", "win_ms", "hop_ms",

@@ -267,7 +267,10 @@ def test_predict_gets_clear_clips_of_unseen_speakers_right(demo_pipeline):
     for row in chosen.itertuples():
         pred = predict_video(repo / "data" / "raw" / row.path, trained, settings)
         cached = class_probabilities(trained.model, [cache.read(row.clip_id)], settings.stats)[0]
-        np.testing.assert_allclose(pred.probs, cached, atol=1e-4, err_msg=row.clip_id)
+        # not bit-equal: the stage's workers detect with 1 torch thread, this process with 2;
+        # P-net's numbers then differ by ~1e-6, landmarks by ~1e-5 px, which can move a warped
+        # pixel's rounding (measured: +-2 levels on a few pixels, probabilities 1.5e-4 apart)
+        np.testing.assert_allclose(pred.probs, cached, atol=1e-3, err_msg=row.clip_id)
         assert pred.probs.sum() == pytest.approx(1.0, abs=1e-9)
         assert pred.label == evaluated.at[row.clip_id, "predicted"], row.clip_id
         assert pred.detection_rate >= settings.align.min_detection_rate

@@ -69,6 +69,21 @@ def test_a_stage_process_uses_every_core_and_logs_the_policy_once(tmp_path):
     assert out.stderr.count("threads: 2 per process (2 cores, 1 worker(s)") == 1
 
 
+def test_the_policy_does_not_import_torch_and_torch_imported_later_follows_it():
+    """A worker that never uses torch (extract) does not pay its import; one that imports it
+    afterwards (align's detector) still runs the policy's count."""
+    code = (
+        "import sys; from aver import threads; n = threads.apply(workers=2, cores=4);"
+        "loaded = 'torch' in sys.modules; import torch;"
+        "print(n, loaded, torch.get_num_threads())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (threads.THREADS_ENV, "OMP_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["2", "False", "2"]
+
+
 RAY_TASKS = """
 import json, ray
 from aver.parallel import imap_unordered, ray_init

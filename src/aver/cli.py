@@ -115,12 +115,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.video:
         parser.error("predict: a video is required (or --card to print the model's card)")
+    from aver.predict.early import start_early
+
+    early = start_early(args)  # ffmpeg works on another core while torch is imported below
     from aver.predict.command import main as predict_main
     from aver.predict.command import main_and_exit
 
     if argv is None:  # a process of its own: exit without tearing torch down (about 1 s)
-        main_and_exit(args)
-    predict_main(args)
+        main_and_exit(args, early)
+    predict_main(args, early)
 
 
 if __name__ == "__main__":

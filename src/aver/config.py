@@ -231,6 +231,13 @@ class AlignConfig(MtcnnOptions, RetinaFaceOptions):
         description="a face is still when its landmarks move less than this "
         "fraction of its box side between two searched frames",
     )
+    track_min_face: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="while a face is tracked, search only for faces at least this fraction "
+        "of its side (a frame where none is found is searched whole; 0: always whole)",
+    )
     keep_fps: Literal["cache", "source"] | float = Field(
         "cache",
         description="faces stored per second: cache (cache.video_fps, what training "

@@ -16,12 +16,13 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from aver.errors import DataError
 from aver.io.atomic import write_csv, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a table is read: `aver predict` starts without it
 
 # The inputs a dataset's clips have (dataset.json and the feature meta.json `modalities`).
 MODALITIES = ("audio", "video")
@@ -45,6 +46,8 @@ class TableContract:
     def read(self, directory: str | Path, need: Iterable[str] | None = None) -> pd.DataFrame:
         """The table, validated: the key and `need` (default: all `columns`) present, the key
         unique. Raises DataError naming the file otherwise."""
+        import pandas as pd
+
         path = self.path(directory)
         if not path.is_file():
             raise DataError(f"{self.name} not found", path=path, fix=self.fix)

@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePath
 
-import pandas as pd
-
 from aver.contracts import RAW_INDEX
 from aver.errors import DataError
 from aver.io.atomic import write_csv
@@ -50,6 +48,8 @@ def with_sources(failures: list[Failure], sources: Mapping[str, str]) -> list[Fa
 def write_failures(path: str | Path, failures: list[Failure]) -> None:
     """Write the failures table (header only when there are none), sorted by clip_id."""
     rows = sorted((asdict(f) for f in failures), key=lambda r: r["clip_id"])
+    import pandas as pd
+
     write_csv(path, pd.DataFrame(rows, columns=COLUMNS))
 
 
@@ -57,6 +57,8 @@ def read_failures(path: str | Path) -> list[Failure]:
     path = Path(path)
     if not path.exists():
         return []
+    import pandas as pd
+
     frame = pd.read_csv(path, dtype=str).fillna("")
     return [Failure(**row) for row in frame[COLUMNS].to_dict("records")]
 

@@ -97,14 +97,17 @@ def threads_for(workers: int = 1, cores: int | None = None) -> int:
 
 
 def apply(workers: int = 1, cores: int | None = None) -> int:
-    """Set this process's torch/OpenCV threads and its children's library env; return the count."""
+    """Set this process's torch/OpenCV threads and its children's library env; return the count.
+
+    torch is not imported for this (seconds of start-up a worker that never uses torch, such as
+    an extract worker, would pay): when it is not loaded yet, it reads OMP_NUM_THREADS, set here,
+    when it is."""
     given = available_cores() if cores is None else max(1, int(cores))
     n = threads_for(workers, given)
     for name in LIBRARY_ENV:
         os.environ[name] = str(n)
-    import torch
-
-    if torch.get_num_threads() != n:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
     cv2 = sys.modules.get("cv2")
     if cv2 is not None and not _forked:

@@ -38,6 +38,12 @@ class Detections:
 
 
 class Detector(Protocol):
-    """Batched face detector: RGB uint8 frames (H, W, 3) of one size -> one Detections each."""
+    """Batched face detector: RGB uint8 frames (H, W, 3) of one size -> one Detections each.
 
-    def detect(self, frames: list[np.ndarray]) -> list[Detections]: ...
+    `min_size`: faces with a side under this many pixels need not be found, a hint a detector
+    may use to do less work (MTCNN skips its finest pyramid levels); None: its own smallest.
+    """
+
+    def detect(
+        self, frames: list[np.ndarray], min_size: float | None = None
+    ) -> list[Detections]: ...

@@ -36,22 +36,26 @@ class MtcnnDetector:
         self.device, self.min_face = device, min_face
         self.pnet, self.rnet, self.onet = load_nets(device)
 
-    def detect(self, frames: list[np.ndarray]) -> list[Detections]:
+    def detect(self, frames: list[np.ndarray], min_size: float | None = None) -> list[Detections]:
+        """Faces of every frame; `min_size`: skip the pyramid levels that only see faces
+        smaller than that (fewer pixels and candidates; the same levels as the whole search)."""
         if not frames:
             return []
         batch = np.stack([np.ascontiguousarray(f, dtype=np.uint8) for f in frames])
         with torch.inference_mode():
             images = torch.as_tensor(batch, device=self.device).permute(0, 3, 1, 2).float()
-            boxes, image_of = self._propose(images)
+            boxes, image_of = self._propose(images, min_size)
             boxes, image_of = self._refine(images, boxes, image_of)
             boxes, points, image_of = self._output(images, boxes, image_of)
         return _per_frame(len(frames), boxes.cpu().numpy(), points.cpu().numpy(), image_of.cpu())
 
-    def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _propose(
+        self, images: torch.Tensor, sought: float | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """P-net over the pyramid: square candidate boxes (x1, y1, x2, y2, score)."""
         h, w = images.shape[2:]
         found, owners = [], []
-        for scale in st.pyramid(h, w, self.min_face, FACTOR):
+        for scale in st.pyramid(h, w, self.min_face, FACTOR, sought):
             size = (int(h * scale + 1), int(w * scale + 1))
             for first in range(0, len(images), PNET_FRAMES):
                 part = images[first : first + PNET_FRAMES]

@@ -12,14 +12,21 @@ import torch
 STRIDE, CELL = 2, 12  # P-net: one 12x12 window every 2 pixels of a pyramid level
 
 
-def pyramid(h: int, w: int, min_face: int, factor: float) -> list[float]:
-    """Scales at which 12-pixel windows see faces from `min_face` up to the frame's size."""
+def pyramid(
+    h: int, w: int, min_face: int, factor: float, sought: float | None = None
+) -> list[float]:
+    """Scales at which 12-pixel windows see faces from `min_face` up to the frame's size;
+    `sought`: only those that see faces of `sought` pixels or more (one level of margin), the
+    same scales as the whole pyramid's coarser end."""
     m = 12.0 / min_face
     side, scales, scale = min(h, w) * m, [], m
     while side >= 12:
         scales.append(scale)
         scale *= factor
         side *= factor
+    if sought is not None and sought > min_face:
+        finest = 12.0 / (sought * factor)
+        scales = [s for s in scales if s <= finest] or scales[-1:]
     return scales
 
 
@@ -136,7 +143,8 @@ def resample_crops(
     images: torch.Tensor, bounds: torch.Tensor, image_of: torch.Tensor, size: int
 ) -> torch.Tensor:
     """Each crop (y0, y1, x0, x1) of images[image_of] (N, 3, H, W) resized to size x size by
-    area averaging (= `F.interpolate(mode="area")` per crop), from one integral image per frame."""
+    area averaging (= `F.interpolate(mode="area")` per crop), from one integral image per frame
+    over the region its crops span (exact integer sums)."""
     out = torch.empty(len(bounds), images.shape[1], size, size, device=images.device)
     if not len(bounds):
         return out
@@ -145,11 +153,14 @@ def resample_crops(
     area = (r1 - r0)[:, :, None] * (c1 - c0)[:, None, :]
     for image in torch.unique(image_of).tolist():
         rows = (image_of == image).nonzero().squeeze(1)
-        # integer pixels: exact sums in int64 (int32 would overflow past 8.4 Mpixel frames)
-        s = torch.nn.functional.pad(images[image].to(torch.int64), (1, 0, 1, 0))
-        s = s.cumsum(1).cumsum(2)  # s[:, y, x] = sum of pixels above and left of (y, x)
-        a0, a1 = r0[rows][:, :, None], r1[rows][:, :, None]
-        b0, b1 = c0[rows][:, None, :], c1[rows][:, None, :]
+        top, left = int(bounds[rows, 0].min()), int(bounds[rows, 2].min())
+        bottom, right = int(bounds[rows, 1].max()), int(bounds[rows, 3].max())
+        region = images[image, :, top:bottom, left:right]
+        wide = torch.int64 if region[0].numel() * 255 >= 2**31 else torch.int32
+        s = torch.nn.functional.pad(region.to(wide), (1, 0, 1, 0)).cumsum(1).cumsum(2)
+        # s[:, y, x]: the sum of the region's pixels above and left of (y, x)
+        a0, a1 = r0[rows][:, :, None] - top, r1[rows][:, :, None] - top
+        b0, b1 = c0[rows][:, None, :] - left, c1[rows][:, None, :] - left
         total = s[:, a1, b1] - s[:, a0, b1] - s[:, a1, b0] + s[:, a0, b0]  # (3, k, size, size)
-        out[rows] = (total / area[rows]).permute(1, 0, 2, 3).to(out.dtype)
+        out[rows] = (total.to(torch.float64) / area[rows]).permute(1, 0, 2, 3).to(out.dtype)
     return out

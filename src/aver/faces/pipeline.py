@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aver.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     import av
+    import pandas as pd  # imported where used: `aver predict` starts without it
 
 from aver.config import AlignConfig, Params
 from aver.contracts import MANIFEST, RAW_INDEX, DatasetInfo
@@ -157,10 +157,7 @@ def align_clip(
     (aver.faces.sparse_detection) and the kept frames are held for the warp (a second pass only
     when they exceed `buffer_bytes`)."""
     fps = sampled_fps(path, cfg.sample_fps)
-    search = SparseDetection(
-        detector, max_side=cfg.detect_side, batch_size=cfg.batch_size, skip=cfg.max_skip,
-        tolerance=cfg.still_tolerance,
-    )  # fmt: skip
+    search = SparseDetection.from_config(detector, cfg)
     keeper = RateKeeper(keep_fps, 1.0 / fps)
     times: list[float] = []
     kept: list[int] = []

@@ -137,7 +137,8 @@ class RetinaFaceDetector:
         return self._priors[(h, w)]
 
     @torch.no_grad()
-    def detect(self, frames: list[np.ndarray]) -> list[Detections]:
+    def detect(self, frames: list[np.ndarray], min_size: float | None = None) -> list[Detections]:
+        """`min_size` is not used: RetinaFace's cost does not depend on the sizes sought."""
         from retinaface.box_utils import decode, decode_landm
         from torchvision.ops import nms
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aver.contracts import FACE_INDEX
 from aver.errors import DataError
 from aver.io.shards import ShardReader, ShardWriter
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: `aver predict` starts without it
 
 ARRAYS = ("frames", "times", "detected", "landmarks")
 INDEX_COLUMNS = list(FACE_INDEX.columns)
@@ -25,6 +28,8 @@ def write_store(
     out_dir: str | Path, clips: Iterable[tuple[str, dict[str, np.ndarray], dict]], max_bytes: int
 ) -> pd.DataFrame:
     """Pack (clip_id, arrays, meta) into shards and write `index.csv`; meta holds fps and rate."""
+    import pandas as pd
+
     out_dir = Path(out_dir)
     writer = ShardWriter(out_dir, max_bytes=max_bytes)
     meta: dict[str, dict] = {}

@@ -7,10 +7,33 @@ Public entry points:
 - `aver.features.pipeline.run(params)`: the cache stage.
 """
 
-from aver.features.cache import FeatureCache
-from aver.features.loader import batch_from_arrays, collate, make_loader, prepare_sample
-from aver.features.stats import FoldStats
-from aver.features.window import ARRAYS, WindowSpec, clip_features
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module, imported on first use (`aver predict` needs the statistics, not the cache
+# reader and its pandas)
+_EXPORTS = {
+    "FeatureCache": "cache",
+    "batch_from_arrays": "loader", "collate": "loader", "make_loader": "loader",
+    "prepare_sample": "loader",
+    "FoldStats": "stats",
+    "ARRAYS": "window", "WindowSpec": "window", "clip_features": "window",
+}  # fmt: skip
+
+if TYPE_CHECKING:
+    from aver.features.cache import FeatureCache
+    from aver.features.loader import batch_from_arrays, collate, make_loader, prepare_sample
+    from aver.features.stats import FoldStats
+    from aver.features.window import ARRAYS, WindowSpec, clip_features
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'aver.features' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"aver.features.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "ARRAYS",

@@ -8,12 +8,15 @@ key -> (shard, offset, length). Shards and the index are written atomically.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aver.errors import DataError
 from aver.io.atomic import write_csv, write_npy
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: `aver predict` starts without it
 
 
 class ShardWriter:
@@ -58,6 +61,8 @@ class ShardWriter:
     def close(self) -> pd.DataFrame:
         """Flush the last shard and write `index.csv`; returns the index."""
         self._flush()
+        import pandas as pd
+
         index = pd.DataFrame(self.rows, columns=["key", "shard", "offset", "length"])
         write_csv(self.out_dir / "shards.csv", index)
         return index
@@ -75,6 +80,8 @@ class ShardReader:
                 path=index_path,
                 fix="rerun the stage that writes it (dvc repro)",
             )
+        import pandas as pd
+
         self.index = pd.read_csv(index_path, dtype={"key": str}).set_index("key")
         self._maps: dict[tuple[str, str], np.ndarray] = {}
 

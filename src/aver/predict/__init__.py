@@ -21,25 +21,53 @@ Many files per call (`aver predict a.mp4 b.mp4 DIR --output results.csv`): the m
 detector are built once, the next file is extracted while one is scored, and each file gives
 one row (its error when it fails; the others go on).
 
-Modules: model (loading, input settings), modalities (what is read), faces (streamed
-detect-track-align), windows (batched window scoring), result (Prediction, JSON, table),
-pipeline (`extract_video`, `predict_video`), batch (the files of a call, rows, CSV/JSONL),
-ahead (extraction beside the scoring), command (`aver predict`), steps (the `--profile`
-timings).
+Modules (imported on first use): model (loading, input settings), modalities (what is read),
+faces (streamed detect-track-align), windows (batched window scoring), result (Prediction,
+JSON, table), media (probe and extract one file; no torch), early (the first file extracted
+while torch loads), pipeline (`extract_video`, `predict_video`), batch (the files of a call,
+rows, CSV/JSONL), ahead (extraction beside the scoring), command (`aver predict`), steps (the
+`--profile` timings).
 """
 
-from aver.predict.command import main, one_line, run
-from aver.predict.model import (
-    DEFAULT_MODEL,
-    InputSettings,
-    card_encoders,
-    download_model,
-    input_settings,
-    is_model_uri,
-    load_model,
-)
-from aver.predict.pipeline import check_media, extract_media, media_error, predict_video
-from aver.predict.result import AGGREGATE, Prediction, WindowResult, format_table
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module; imported on first use, so `aver.predict.media` and `aver.predict.early` load
+# without torch (the `aver predict` command starts extracting before torch is imported)
+_EXPORTS = {
+    "main": "command", "one_line": "command", "run": "command",
+    "DEFAULT_MODEL": "model", "InputSettings": "model", "card_encoders": "model",
+    "download_model": "model", "input_settings": "model", "is_model_uri": "model",
+    "load_model": "model",
+    "check_media": "media", "extract_media": "media", "media_error": "media",
+    "predict_video": "pipeline",
+    "AGGREGATE": "result", "Prediction": "result", "WindowResult": "result",
+    "format_table": "result",
+}  # fmt: skip
+
+if TYPE_CHECKING:
+    from aver.predict.command import main, one_line, run
+    from aver.predict.media import check_media, extract_media, media_error
+    from aver.predict.model import (
+        DEFAULT_MODEL,
+        InputSettings,
+        card_encoders,
+        download_model,
+        input_settings,
+        is_model_uri,
+        load_model,
+    )
+    from aver.predict.pipeline import predict_video
+    from aver.predict.result import AGGREGATE, Prediction, WindowResult, format_table
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'aver.predict' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"aver.predict.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "AGGREGATE",

@@ -24,6 +24,8 @@ from aver.predict.batch import (
     output_format,
     prediction_row,
 )
+from aver.predict.early import EarlyExtraction
+from aver.predict.media import Extracted, check_media
 from aver.predict.modalities import plan_inputs
 from aver.predict.model import (
     DEFAULT_MODEL,
@@ -33,7 +35,7 @@ from aver.predict.model import (
     load_model,
     tracking_config,
 )
-from aver.predict.pipeline import Extracted, check_media, extract_video, predict_video
+from aver.predict.pipeline import extract_video, predict_video
 from aver.predict.result import Prediction, format_table
 from aver.predict.steps import Steps
 from aver.progress import bar as progress_bar
@@ -99,14 +101,19 @@ def load(
     return trained, settings, spec
 
 
-def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
-    """One video: load the model, predict, write the timeline; returns the prediction."""
+def run(
+    args: argparse.Namespace, steps: Steps | None = None, early: EarlyExtraction | None = None
+) -> Prediction:
+    """One video: load the model, predict, write the timeline; returns the prediction.
+    `early`: the file's extraction started before torch was imported (used when it matches)."""
     steps = steps or Steps()
     video = Path(videos_of(args)[0])
     if not video.is_file():  # fail before loading anything
         raise DataError("file not found", path=video, fix="check the path")
-    with steps.time("probe"):
-        info = check_media(video)
+    info = early.probed() if early is not None else None
+    if info is None:
+        with steps.time("probe"):
+            info = check_media(video)
     trained, settings, spec = load(args, steps)
     # a file the model refuses (no sound track, ...) fails before the detector is built
     plan = plan_inputs(
@@ -118,7 +125,13 @@ def run(args: argparse.Namespace, steps: Steps | None = None) -> Prediction:
         progress=True,
     )  # fmt: skip
     build = _detector_build(trained, settings, steps) if plan.video else None
-    ((_, extracted),) = extracted_ahead([video], extract, meanwhile=build)
+    ready = early.take(settings.extract, plan, steps) if early is not None else None
+    if ready is not None:
+        if build is not None:
+            build()
+        extracted: Extracted | Exception = ready
+    else:
+        ((_, extracted),) = extracted_ahead([video], extract, meanwhile=build)
     if isinstance(extracted, Exception):
         raise extracted
     pred = predict_video(
@@ -237,9 +250,10 @@ def format_row(row: dict[str, Any]) -> str:
     return f"{row['path']}: {row['label']} ({p:.3f}; {n} window{'s' if n != 1 else ''}, {used})"
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace, early: EarlyExtraction | None = None) -> None:
     """`aver predict`: results on stdout (table or JSON; one row per file for several files),
-    progress and errors on stderr; exit 1 when a file failed."""
+    progress and errors on stderr; exit 1 when a file failed. `early`: one file's extraction
+    started before the imports (`start_early`)."""
     logging.basicConfig(level=logging.INFO, format="[predict] %(message)s", stream=sys.stderr)
     install_log_redaction()
     steps = Steps()
@@ -253,13 +267,16 @@ def main(args: argparse.Namespace) -> None:
             if batch:
                 failed = run_many(args, out, steps)
             else:
-                pred = run(args, steps)
+                pred = run(args, steps, early)
     except AverError as err:
         print(f"aver predict: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("aver predict: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if early is not None:
+            early.discard()
     if getattr(args, "profile", False):
         print(f"[predict] profile: {json.dumps(steps.rounded())}", file=sys.stderr)
     if batch:
@@ -273,13 +290,13 @@ def main(args: argparse.Namespace) -> None:
         print(format_table(pred))
 
 
-def main_and_exit(args: argparse.Namespace) -> NoReturn:
+def main_and_exit(args: argparse.Namespace, early: EarlyExtraction | None = None) -> NoReturn:
     """`main`, then end the process at once with its exit code, output flushed: the console
     script skips the interpreter's teardown of torch (about 1 s, longer than a short clip's
     scoring). Only for a process that exists to run `aver predict`."""
     code: int = 0
     try:
-        main(args)
+        main(args, early)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     for stream in (sys.stdout, sys.stderr):

@@ -69,10 +69,7 @@ def track_clip(
 
 
 def _track_clip(path: str | Path, cfg: AlignConfig, det: Detector, bar: Bar) -> ClipTrack:
-    search = SparseDetection(
-        det, max_side=cfg.detect_side, batch_size=cfg.batch_size, skip=cfg.max_skip,
-        tolerance=cfg.still_tolerance,
-    )  # fmt: skip
+    search = SparseDetection.from_config(det, cfg)
     times: list[float] = []
     last = None  # (index, searched, frame)
     for i, t, frame in iter_sampled(path, cfg.sample_fps):
