@@ -49,9 +49,11 @@ def import_graph(src: Path, package: str = "aver") -> dict[str, set[str]]:
     `from a.b import c` is an edge to `a.b.c` when that is a module, else to `a.b`. Importing
     `a.b.c` also runs the package `a.b` (its __init__), so that is an edge too, except from
     inside the package itself (a package re-exporting its own modules is no cycle worth
-    reporting). Imports under `if TYPE_CHECKING:` never run and are left out.
+    reporting). Imports under `if TYPE_CHECKING:` never run and are left out; a name a package
+    exports lazily (its `_EXPORTS`, imported by `__getattr__`) is an edge to that module.
     """
     files = module_files(src, package)
+    lazy = {name: _lazy_exports(path) for name, path in files.items() if path.name == "__init__.py"}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         is_pkg = path.name == "__init__.py"
@@ -68,6 +70,9 @@ def import_graph(src: Path, package: str = "aver") -> dict[str, set[str]]:
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
+                exported = lazy.get(base, {}).get(alias.name)
+                if exported:  # a name the package imports on first use (PEP 562 __getattr__)
+                    targets.add(f"{base}.{exported}")
                 targets.add(sub if sub in files else base)
         edges: set[str] = set()
         for target in targets:
@@ -81,6 +86,16 @@ def import_graph(src: Path, package: str = "aver") -> dict[str, set[str]]:
         edges.discard(name)
         graph[name] = edges
     return graph
+
+
+def _lazy_exports(path: Path) -> dict[str, str]:
+    """A package's `_EXPORTS = {name: submodule}` (names its `__getattr__` imports on first
+    use), or {}."""
+    for node in ast.parse(path.read_text(), str(path)).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and node.targets else None
+        if isinstance(target, ast.Name) and target.id == "_EXPORTS":
+            return ast.literal_eval(node.value)  # type: ignore[union-attr]
+    return {}
 
 
 def components(graph: dict[str, set[str]]) -> list[frozenset[str]]:
