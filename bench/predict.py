@@ -89,7 +89,9 @@ def run_aver(args: list[str], src: Path) -> tuple[subprocess.CompletedProcess, f
     cmd = [sys.executable, "-m", "aver.cli", "predict", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    # run in src's checkout: the `aver` command re-executes with the code of the workspace it
+    # is started in (aver.workspace), so another cwd would measure that checkout's code instead
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=src.resolve().parent)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

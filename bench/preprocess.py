@@ -16,11 +16,14 @@ split between the processes sharing them) of that process and its children.
 
 `--floors` instead measures aver against the decode floor (issue 20): PyAV decoding every frame
 to RGB of the same clips in the same run (as many processes as the stages' workers), on demo
-clips (aver's demo dataset, 224x224) and on generated 1280x720 clips. It reports align / floor of
-the extracted clips, extract + align / floor of the sources, the detection rate and the landmark
-error of the aligned crops (aver.faces.quality.template_error, px at the stored size):
+clips (aver's demo dataset, 224x224) and on generated 1280x720 clips (`--src`: also the stages
+of another checkout, e.g. a worktree of an older commit, on the same clips, one after the other
+per dataset). It reports align / floor of the extracted clips, extract + align / floor of the
+sources, the detection rate and the landmark error of the aligned crops
+(aver.faces.quality.template_error, px at the stored size):
 
     .venv/bin/python bench/preprocess.py --floors --clips 8 --seconds 3
+    .venv/bin/python bench/preprocess.py --floors --clips 48 --seconds 3 --src ../before/src
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -233,13 +238,14 @@ def _decode_rgb(path: str) -> int:
 
 
 def decode_floor(paths: list[Path], workers: int) -> tuple[float, int]:
-    """Seconds to decode every frame of `paths` to RGB in `workers` processes (the stages' own
-    pool, aver.parallel), and the frames decoded."""
-    from aver.parallel import imap_unordered
+    """Seconds to decode every frame of `paths` to RGB in a plain pool of `workers` forked
+    processes (no aver code: its pool once imported torch in each worker, seconds that made the
+    floor look higher), and the frames decoded."""
+    import multiprocessing
 
     start = time.perf_counter()
-    jobs = [str(p) for p in paths]
-    frames = sum(n for _, n in imap_unordered(_decode_rgb, jobs, workers=workers, desc="floor"))
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        frames = sum(pool.map(_decode_rgb, [str(p) for p in paths], chunksize=1))
     return time.perf_counter() - start, frames
 
 
@@ -380,6 +386,9 @@ def main() -> None:
     parser.add_argument("--sample-fps", type=float, default=25.0)
     parser.add_argument("--root", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--floors", action="store_true", help="aver vs the decode floor")
+    parser.add_argument(
+        "--src", type=Path, help="--floors: run the stages of another checkout's src (before)"
+    )
     parser.add_argument("--method", choices=["reference", "aver", "floors"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -393,13 +402,26 @@ def main() -> None:
             make_demo_dataset(root / "demo", args.clips)
             make_dataset(root / "hd", args.clips, args.seconds, args.fps)
             results = {}
+            variants = [("this checkout", None)] + ([(f"{args.src}", args.src)] if args.src else [])
             for name, sub in [
                 ("demo (224x224, 25 fps)", "demo"),
                 (f"1280x720 {args.fps} fps", "hd"),
             ]:
-                cmd = [sys.executable, __file__, "--method", "floors", "--root", str(root / sub)]
-                subprocess.run([*cmd, "--workers", str(args.workers)], check=True)
-                results[name] = json.loads((root / sub / "floors.json").read_text())
+                for label, src in variants:
+                    for old in ("interim", "faces"):
+                        shutil.rmtree(root / sub / old, ignore_errors=True)
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--method",
+                        "floors",
+                        "--root",
+                        str(root / sub),
+                    ]
+                    env = dict(os.environ, PYTHONPATH=str(src)) if src else None
+                    subprocess.run([*cmd, "--workers", str(args.workers)], check=True, env=env)
+                    key = f"{name}, {label}" if args.src else name
+                    results[key] = json.loads((root / sub / "floors.json").read_text())
             print(json.dumps(results, indent=1))
             print(floors_table(results))
         return

@@ -1,6 +1,7 @@
 """`aver predict` as a user runs it (a fresh `python -m aver.cli` process, real ffmpeg, real
 H.264 videos, a random-weight model file): many files per call, the rows, the exit code, and
-what a call imports (no matplotlib, MLflow or Ray for a local model without --timeline)."""
+what a call imports (no matplotlib, MLflow, Ray, torchvision or pandas for a local model
+without --timeline)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 from tests.support.model_files import demo_clips, write_model_file
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("matplotlib", "mlflow", "ray")
+# what a local model without --timeline never imports (seconds of start-up between them)
+HEAVY = ("matplotlib", "mlflow", "ray", "torchvision", "facenet_pytorch", "pandas")
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +126,11 @@ def _probe(cwd: Path, *args: str, **env: str) -> dict:
 
 
 def test_a_local_model_imports_no_plotting_tracking_or_ray(setup):
-    """A real predict on a model file loads neither matplotlib, MLflow nor Ray (the start-up a
-    user waits for); --timeline loads matplotlib. The call sets torch's threads by the thread
-    policy (aver.threads): every core for one file; for several, one core is left to the
-    extraction of the next file, which runs beside the scoring."""
+    """A real predict on a model file loads none of matplotlib, MLflow, Ray, torchvision,
+    facenet-pytorch or pandas (the start-up a user waits for); --timeline loads matplotlib.
+    The call sets torch's threads by the thread policy (aver.threads): every core for one
+    file; for several, one core is left to the extraction of the next file, which runs beside
+    the scoring."""
     tmp, clips, model = setup
     got = _probe(tmp, str(clips["happy"]), "--model", str(model), AVER_CORES="2")
     assert got == {"loaded": [], "threads": 2}

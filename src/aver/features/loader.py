@@ -14,7 +14,7 @@ augmentation of every clip as it was.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,8 +29,10 @@ from aver.features.augment import (
     pick_dropped,
     spec_augment,
 )
-from aver.features.cache import FeatureCache
 from aver.features.stats import FoldStats, normalise_audio, normalise_video
+
+if TYPE_CHECKING:
+    from aver.features.cache import FeatureCache  # read by the stages; predict has arrays
 
 NO_AUGMENT = -1
 
