@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,19 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aver import cli  # noqa: E402
-from tests.support.pipeline import TINY_PIPELINE, make_pipeline_repo  # noqa: E402
+from tests.support.pipeline import (  # noqa: E402
+    TINY_PIPELINE,
+    interpreter_env,
+    make_pipeline_repo,
+    pipeline_env,
+)
 
 STAGES = list(cli.STAGES)
 MODELS = ["audio_only", "video_only", "late_fusion", "avtca", "msan"]
-
-
-def _env(repo: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(repo / "src")
-    for var in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
-        env.pop(var, None)
-    return env
 
 
 def _measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -70,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
     repo = make_pipeline_repo(args.workdir / "repo", TINY_PIPELINE if args.tiny else None)
-    env = _env(repo)
+    env = pipeline_env(interpreter_env(), repo)
     rows, total = [], 0.0
     for stage in STAGES:
         wall, peak = _measured(["dvc", "repro", "-s", stage], repo, env)

@@ -31,7 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aver import cli  # noqa: E402
-from tests.support.pipeline import make_pipeline_repo  # noqa: E402
+from tests.support.pipeline import (  # noqa: E402
+    interpreter_env,
+    make_pipeline_repo,
+    pipeline_env,
+)
 
 STAGES = list(cli.STAGES)
 CLASSES = 4  # the demo dataset's classes
@@ -128,15 +132,6 @@ def _outs(repo: Path, stage: str) -> list[Path]:
     return [repo / n for n in names]
 
 
-def _env(repo: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(repo / "src")
-    for var in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
-        env.pop(var, None)
-    return env
-
-
 def _mb(n: float) -> str:
     return f"{n / 2**20:,.0f}"
 
@@ -167,7 +162,7 @@ def main() -> None:
     }
     shutil.rmtree(args.workdir, ignore_errors=True)
     repo = make_pipeline_repo(args.workdir / "repo", overrides)
-    env = _env(repo)
+    env = pipeline_env(interpreter_env(), repo)
     cache = repo / ".dvc" / "cache"
     watched = [repo / "data", repo / "models", repo / "reports", cache]
     stages = STAGES[: STAGES.index(args.until) + 1]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -41,8 +39,9 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def venv_env() -> dict[str, str]:
     """Env with this interpreter's bin dir first on PATH and this checkout's src importable."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    from tests.support.pipeline import interpreter_env
+
+    env = interpreter_env()
     # Subprocesses import this checkout's aver, also when run by another clone's interpreter.
     env["PYTHONPATH"] = str(REPO / "src")
     return env

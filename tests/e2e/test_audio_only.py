@@ -12,7 +12,12 @@ import pytest
 import yaml
 
 from tests.support.folders import wav_folder
-from tests.support.pipeline import dvc, make_pipeline_repo, pipeline_env
+from tests.support.pipeline import (
+    audio_folder_params,
+    dvc,
+    make_pipeline_repo,
+    pipeline_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -21,20 +26,7 @@ pytestmark = pytest.mark.e2e
 def audio_repo(tmp_path_factory, venv_env) -> tuple[Path, dict[str, str], str]:
     tmp = tmp_path_factory.mktemp("audio-only")
     table = wav_folder(tmp)
-    repo = make_pipeline_repo(
-        tmp / "repo",
-        {
-            "data": {"dataset": "folder", "folder": {"csv": str(table)}},
-            "cache": {"window_s": 1.0},
-            "train": {
-                "model": {"name": "audio_only"},
-                "epochs": 1,
-                "batch_size": 4,
-                "folds": [0],
-                "use_tuned": False,
-            },
-        },
-    )
+    repo = make_pipeline_repo(tmp / "repo", audio_folder_params(table))
     env = pipeline_env(venv_env, repo)
     return repo, env, dvc(repo, env, "repro")
 

@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 from tests.support.folders import wav_folder
-from tests.support.pipeline import dvc, make_pipeline_repo, pipeline_env
+from tests.support.pipeline import (
+    audio_folder_params,
+    dvc,
+    make_pipeline_repo,
+    pipeline_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -25,20 +30,7 @@ def _ran(output: str) -> set[str]:
 def folder_repo(tmp_path_factory, venv_env) -> tuple[Path, dict[str, str], Path]:
     tmp = tmp_path_factory.mktemp("folder-inputs")
     table = wav_folder(tmp)
-    repo = make_pipeline_repo(
-        tmp / "repo",
-        {
-            "data": {"dataset": "folder", "folder": {"csv": str(table)}},
-            "cache": {"window_s": 1.0},
-            "train": {
-                "model": {"name": "audio_only"},
-                "epochs": 1,
-                "batch_size": 4,
-                "folds": [0],
-                "use_tuned": False,
-            },
-        },
-    )
+    repo = make_pipeline_repo(tmp / "repo", audio_folder_params(table))
     return repo, pipeline_env(venv_env, repo), table
 
 

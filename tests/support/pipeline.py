@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,29 @@ def make_pipeline_repo(dest: Path, overrides: dict | None = None) -> Path:
     ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+def interpreter_env() -> dict[str, str]:
+    """This process's env with its interpreter's bin dir first on PATH (this venv's dvc, aver)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def audio_folder_params(csv: Path) -> dict:
+    """A folder dataset of WAV clips (`csv`) through the audio-only model: one fold, one epoch,
+    no sweep (the e2e folder-input and audio-only repos)."""
+    return {
+        "data": {"dataset": "folder", "folder": {"csv": str(csv)}},
+        "cache": {"window_s": 1.0},
+        "train": {
+            "model": {"name": "audio_only"},
+            "epochs": 1,
+            "batch_size": 4,
+            "folds": [0],
+            "use_tuned": False,
+        },
+    }
 
 
 def pipeline_env(base_env: dict[str, str], repo: Path) -> dict[str, str]:

@@ -9,8 +9,9 @@ Public entry points:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aver.lazy import lazy_exports
 
 # name -> module, imported on first use (`aver predict` needs the statistics, not the cache
 # reader and its pandas)
@@ -29,11 +30,7 @@ if TYPE_CHECKING:
     from aver.features.window import ARRAYS, WindowSpec, clip_features
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'aver.features' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"aver.features.{_EXPORTS[name]}"), name)
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ARRAYS",

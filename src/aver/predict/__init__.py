@@ -31,8 +31,9 @@ rows, CSV/JSONL), ahead (extraction beside the scoring), command (`aver predict`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aver.lazy import lazy_exports
 
 # name -> module; imported on first use, so `aver.predict.media` and `aver.predict.early` load
 # without torch (the `aver predict` command starts extracting before torch is imported)
@@ -63,11 +64,7 @@ if TYPE_CHECKING:
     from aver.predict.result import AGGREGATE, Prediction, WindowResult, format_table
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'aver.predict' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"aver.predict.{_EXPORTS[name]}"), name)
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AGGREGATE",
