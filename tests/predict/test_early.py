@@ -57,7 +57,7 @@ def test_the_early_extraction_is_used_and_predicts_the_same(clip, tmp_path, caps
 
 def test_other_output_settings_or_a_missing_stream_are_not_used(clip, tmp_path):
     early = EarlyExtraction(clip, ExtractConfig(fps=10))
-    early.probed()
+    early._thread.join()  # the extraction done (probed() returns after the probe)
     assert early._work is not None  # the files it made
     work = Path(early._work.name)
     assert work.is_dir()

@@ -49,6 +49,7 @@ class EarlyExtraction:
         self.info: MediaInfo | None = None
         self._row: dict[str, Any] | None = None
         self._work: tempfile.TemporaryDirectory[str] | None = None
+        self._probe_done = threading.Event()  # set once probing ended (the extraction goes on)
         self._thread = threading.Thread(target=self._run, name="aver-early-extract", daemon=True)
         self._thread.start()
 
@@ -59,17 +60,23 @@ class EarlyExtraction:
 
         try:
             start = time.perf_counter()
-            self.info = check_media(self.video)
+            try:
+                self.info = check_media(self.video)
+            finally:
+                self._probe_done.set()
             self.seconds["probe"] = time.perf_counter() - start
             self._work = tempfile.TemporaryDirectory(prefix="aver-predict-")
             self._row = extract_media(self.video, self.cfg, Path(self._work.name), missing_ok=True)
             self.seconds["extract"] = time.perf_counter() - start - self.seconds["probe"]
         except Exception:  # the regular path runs again and reports the error
             log.debug("early extraction of %s failed", self.video, exc_info=True)
+        finally:
+            self._probe_done.set()  # also when the imports above failed
 
     def probed(self) -> MediaInfo | None:
-        """The probe's result once done (None when probing failed)."""
-        self._thread.join()
+        """The probe's result once done (None when probing failed); the extraction may still
+        be running (torch's import goes on beside it)."""
+        self._probe_done.wait()
         return self.info
 
     def take(self, cfg: ExtractConfig, plan: InputPlan, steps: Steps) -> Extracted | None:
